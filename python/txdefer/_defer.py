@@ -1,0 +1,491 @@
+"""
+The rest of ``twisted.internet.defer``'s API, on txdefer's ``Deferred``.
+
+Every function and class here behaves as its namesake in Twisted's
+``twisted/internet/defer.py`` (MIT licence) does, but creates and recognises
+txdefer Deferreds.  Exception classes, ``returnValue``, ``FirstError`` and the other
+plain values are Twisted's own objects, re-exported unchanged.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from types import CoroutineType
+from typing import Any
+
+from twisted.internet.defer import (  # noqa: F401  (re-exported)
+    FAILURE,
+    SUCCESS,
+    AlreadyCalledError,
+    AlreadyTryingToLockError,
+    CancelledError,
+    DebugInfo,
+    FailureGroup,
+    FirstError,
+    NotACoroutineError,
+    QueueOverflow,
+    QueueUnderflow,
+    TimeoutError,
+    _cancelledToTimedOutError,
+    _DefGen_Return,
+    log,
+    returnValue,
+    timeout,
+)
+from twisted.python import lockfile
+from twisted.python.failure import Failure
+
+from txdefer._core import (
+    _DEFERRED_SUBCLASSES,
+    Deferred,
+    _failthru,
+    _is_deferred,
+    passthru,
+    succeed,
+)
+from txdefer._support import (  # noqa: F401  (re-exported)
+    _cancellableInlineCallbacks,
+    _inlineCallbacks,
+    ensureDeferred,
+    inlineCallbacks,
+)
+
+
+def logError(err: Failure) -> Failure:
+    """
+    Log and return failure.
+
+    This method can be used as an errback that passes the failure on to the next
+    errback unmodified.
+    """
+    log.failure("", err)
+    return err
+
+
+def fail(result=None):
+    """
+    Return a Deferred that has already had ``.errback(result)`` called.
+
+    ``result`` is what ``Deferred.errback`` takes; with no argument, the exception
+    currently being handled (``NoCurrentExceptionError`` if there is none).
+    """
+    d = Deferred()
+    d.errback(result)
+    return d
+
+
+def execute(callable, *args, **kwargs):
+    """
+    Create a Deferred from a callable and arguments: fired with its return value, or
+    failed with the exception it raised.
+    """
+    try:
+        result = callable(*args, **kwargs)
+    except BaseException:
+        return fail()
+    else:
+        return succeed(result)
+
+
+def maybeDeferred(f, *args, **kwargs):
+    """
+    Invoke a function that may or may not return a Deferred or coroutine.
+
+    A Deferred is returned as it is, a ``Failure`` is wrapped with ``fail``, a
+    coroutine with ``Deferred.fromCoroutine``, anything else with ``succeed``; an
+    exception becomes a failed Deferred.
+    """
+    try:
+        result = f(*args, **kwargs)
+    except BaseException:
+        return fail(Failure(captureVars=Deferred.debug))
+
+    if type(result) in _DEFERRED_SUBCLASSES or _is_deferred(result):
+        return result
+    elif isinstance(result, Failure):
+        return fail(result)
+    elif type(result) is CoroutineType:
+        return Deferred.fromCoroutine(result)
+    else:
+        return succeed(result)
+
+
+def setDebugging(on: bool) -> None:
+    """
+    Enable or disable Deferred debugging: the call stacks of creation and invocation
+    are recorded, and added to any ``AlreadyCalledError`` raised.
+    """
+    Deferred.debug = bool(on)
+
+
+def getDebugging() -> bool:
+    """
+    Determine whether Deferred debugging is enabled.
+    """
+    return Deferred.debug
+
+
+class DeferredList(Deferred):
+    """
+    Collect the results of several Deferreds.
+
+    Fires, by default, with a list of ``(success, result)`` tuples once every
+    Deferred has fired; see Twisted's ``DeferredList`` for ``fireOnOneCallback``,
+    ``fireOnOneErrback`` and ``consumeErrors``.
+    """
+
+    fireOnOneCallback = False
+    fireOnOneErrback = False
+
+    def __init__(
+        self,
+        deferredList,
+        fireOnOneCallback=False,
+        fireOnOneErrback=False,
+        consumeErrors=False,
+    ):
+        self._deferredList = list(deferredList)
+        # The final result, in progress: None until the Deferred at the same index
+        # has fired, then a (success, result) pair.
+        self.resultList = [None] * len(self._deferredList)
+
+        Deferred.__init__(self)
+        if len(self._deferredList) == 0 and not fireOnOneCallback:
+            self.callback([])
+
+        # Set before attaching callbacks: they run at once for fired Deferreds.
+        self.fireOnOneCallback = fireOnOneCallback
+        self.fireOnOneErrback = fireOnOneErrback
+        self.consumeErrors = consumeErrors
+        self.finishedCount = 0
+
+        index = 0
+        for deferred in self._deferredList:
+            deferred.addCallbacks(
+                self._cbDeferred,
+                self._cbDeferred,
+                callbackArgs=(index, SUCCESS),
+                errbackArgs=(index, FAILURE),
+            )
+            index = index + 1
+
+    def _cbDeferred(self, result, index, succeeded):
+        """
+        (internal) Callback for when one of my deferreds fires.
+        """
+        self.resultList[index] = (succeeded, result)
+
+        self.finishedCount += 1
+        if not self.called:
+            if succeeded == SUCCESS and self.fireOnOneCallback:
+                self.callback((result, index))
+            elif succeeded == FAILURE and self.fireOnOneErrback:
+                self.errback(Failure(FirstError(result, index)))
+            elif self.finishedCount == len(self.resultList):
+                self.callback(self.resultList)
+
+        if succeeded == FAILURE and self.consumeErrors:
+            return None
+
+        return result
+
+    def cancel(self):
+        """
+        Cancel this DeferredList: if it hasn't fired yet, cancel every Deferred in
+        the list.
+        """
+        if not self.called:
+            for deferred in self._deferredList:
+                try:
+                    deferred.cancel()
+                except BaseException:
+                    log.failure("Exception raised from user supplied canceller")
+
+
+def _parseDeferredListResult(resultList, fireOnOneErrback=False, /):
+    if __debug__:
+        for result in resultList:
+            assert result is not None
+            success, value = result
+            assert success
+    return [x[1] for x in resultList]
+
+
+def gatherResults(deferredList, consumeErrors=False):
+    """
+    Return, via a Deferred, a list with the results of the given Deferreds: fires
+    when all have fired, or fails (with ``FirstError``) when any one fails.
+    Cancelling it cancels them all.
+    """
+    return DeferredList(
+        deferredList, fireOnOneErrback=True, consumeErrors=consumeErrors
+    ).addCallback(_parseDeferredListResult)
+
+
+def race(ds):
+    """
+    Select the first available result from the sequence of Deferreds and cancel the
+    rest.  Fires with ``(index, result)``, or fails with ``FailureGroup`` if they
+    all fail.
+    """
+    winner = None
+
+    def cancel(result):
+        for d in to_cancel:
+            d.cancel()
+
+    final_result = Deferred(canceller=cancel)
+
+    def succeeded(this_output, this_index):
+        nonlocal winner
+        if winner is None:
+            winner = to_cancel[this_index]
+            for d in to_cancel:
+                if d is not winner:
+                    d.cancel()
+            final_result.callback((this_index, this_output))
+
+    failure_state = []
+
+    def failed(failure, this_index):
+        failure_state.append((this_index, failure))
+        if len(failure_state) == len(to_cancel):
+            failure_state.sort()
+            failures = [f for (ignored, f) in failure_state]
+            final_result.errback(FailureGroup(failures))
+
+    to_cancel = list(ds)
+    for index, d in enumerate(ds):
+        d.addCallbacks(succeeded, failed, callbackArgs=(index,), errbackArgs=(index,))
+
+    return final_result
+
+
+class _ConcurrencyPrimitive(ABC):
+    def __init__(self) -> None:
+        self.waiting: list[Deferred] = []
+
+    def _releaseAndReturn(self, r):
+        self.release()
+        return r
+
+    def run(self, /, f, *args, **kwargs):
+        """
+        Acquire, run, release.  If ``f`` returns a Deferred, release when it fires.
+        """
+
+        def execute(ignoredResult):
+            return maybeDeferred(f, *args, **kwargs).addBoth(self._releaseAndReturn)
+
+        return self.acquire().addCallback(execute)
+
+    def __aenter__(self):
+        return self.acquire()
+
+    def __aexit__(self, __exc_type, __exc_value, __traceback):
+        self.release()
+        return succeed(False)
+
+    @abstractmethod
+    def acquire(self):
+        pass
+
+    @abstractmethod
+    def release(self):
+        pass
+
+
+class DeferredLock(_ConcurrencyPrimitive):
+    """
+    A lock for event driven systems.
+
+    ``locked`` is True while the lock is held.
+    """
+
+    locked = False
+
+    def _cancelAcquire(self, d):
+        self.waiting.remove(d)
+
+    def acquire(self):
+        """
+        Return a Deferred that fires with this lock once it is acquired.
+        """
+        d = Deferred(canceller=self._cancelAcquire)
+        if self.locked:
+            self.waiting.append(d)
+        else:
+            self.locked = True
+            d.callback(self)
+        return d
+
+    def release(self):
+        """
+        Release the lock; the first waiter, if any, acquires it.
+        """
+        assert self.locked, "Tried to release an unlocked lock"
+        self.locked = False
+        if self.waiting:
+            self.locked = True
+            d = self.waiting.pop(0)
+            d.callback(self)
+
+
+class DeferredSemaphore(_ConcurrencyPrimitive):
+    """
+    A semaphore for event driven systems: at most ``limit`` users at once.
+    """
+
+    def __init__(self, tokens: int) -> None:
+        _ConcurrencyPrimitive.__init__(self)
+        if tokens < 1:
+            raise ValueError("DeferredSemaphore requires tokens >= 1")
+        self.tokens = tokens
+        self.limit = tokens
+
+    def _cancelAcquire(self, d):
+        self.waiting.remove(d)
+
+    def acquire(self):
+        """
+        Return a Deferred that fires with this semaphore once a token is acquired.
+        """
+        assert (
+            self.tokens >= 0
+        ), "Internal inconsistency??  tokens should never be negative"
+        d = Deferred(canceller=self._cancelAcquire)
+        if not self.tokens:
+            self.waiting.append(d)
+        else:
+            self.tokens = self.tokens - 1
+            d.callback(self)
+        return d
+
+    def release(self):
+        """
+        Release a token; the first waiter, if any, acquires it.
+        """
+        assert (
+            self.tokens < self.limit
+        ), "Someone released me too many times: too many tokens!"
+        self.tokens = self.tokens + 1
+        if self.waiting:
+            self.tokens = self.tokens - 1
+            d = self.waiting.pop(0)
+            d.callback(self)
+
+
+class DeferredQueue:
+    """
+    An event driven queue: ``get()`` returns a Deferred that fires when an object is
+    available.  ``size`` bounds the pending objects (``QueueOverflow``), ``backlog``
+    the waiting gets (``QueueUnderflow``); ``None`` for no limit.
+    """
+
+    def __init__(self, size=None, backlog=None) -> None:
+        self.waiting: list[Deferred] = []
+        self.pending: list[Any] = []
+        self.size = size
+        self.backlog = backlog
+
+    def __class_getitem__(cls, item):
+        from types import GenericAlias
+
+        return GenericAlias(cls, item)
+
+    def _cancelGet(self, d):
+        self.waiting.remove(d)
+
+    def put(self, obj):
+        """
+        Add an object to this queue.
+        """
+        if self.waiting:
+            self.waiting.pop(0).callback(obj)
+        elif self.size is None or len(self.pending) < self.size:
+            self.pending.append(obj)
+        else:
+            raise QueueOverflow()
+
+    def get(self):
+        """
+        Attempt to retrieve and remove an object from the queue.
+        """
+        if self.pending:
+            return succeed(self.pending.pop(0))
+        elif self.backlog is None or len(self.waiting) < self.backlog:
+            d = Deferred(canceller=self._cancelGet)
+            self.waiting.append(d)
+            return d
+        else:
+            raise QueueUnderflow()
+
+
+class DeferredFilesystemLock(lockfile.FilesystemLock):
+    """
+    A ``FilesystemLock`` that allows for a Deferred to be fired when the lock is
+    acquired.
+    """
+
+    _interval = 1
+    _tryLockCall = None
+    _timeoutCall = None
+
+    def __init__(self, name, scheduler=None):
+        lockfile.FilesystemLock.__init__(self, name)
+        if scheduler is None:
+            from twisted.internet import reactor
+
+            scheduler = reactor
+        self._scheduler = scheduler
+
+    def deferUntilLocked(self, timeout=None):
+        """
+        Wait until we acquire this lock (not safe for concurrent use).  Fails with
+        ``TimeoutError`` after ``timeout`` seconds, or with
+        ``AlreadyTryingToLockError`` if already waiting.
+        """
+        if self._tryLockCall is not None:
+            return fail(
+                AlreadyTryingToLockError(
+                    "deferUntilLocked isn't safe for concurrent use."
+                )
+            )
+
+        def _cancelLock(reason):
+            assert self._tryLockCall is not None
+            self._tryLockCall.cancel()
+            self._tryLockCall = None
+            if self._timeoutCall is not None and self._timeoutCall.active():
+                self._timeoutCall.cancel()
+                self._timeoutCall = None
+
+            if self.lock():
+                d.callback(None)
+            else:
+                d.errback(reason)
+
+        d = Deferred(lambda deferred: _cancelLock(CancelledError()))
+
+        def _tryLock():
+            if self.lock():
+                if self._timeoutCall is not None:
+                    self._timeoutCall.cancel()
+                    self._timeoutCall = None
+                self._tryLockCall = None
+                d.callback(None)
+            else:
+                if timeout is not None and self._timeoutCall is None:
+                    reason = Failure(
+                        TimeoutError(
+                            "Timed out acquiring lock: %s after %fs"
+                            % (self.name, timeout)
+                        )
+                    )
+                    self._timeoutCall = self._scheduler.callLater(
+                        timeout, _cancelLock, reason
+                    )
+                self._tryLockCall = self._scheduler.callLater(self._interval, _tryLock)
+
+        _tryLock()
+        return d

@@ -1,0 +1,279 @@
+//! The callback chain: what `addCallback`, `addErrback`, `addBoth`, `addCallbacks` and
+//! chaining store, and the queue that holds it.
+//!
+//! Twisted stores every entry as `((callback, args, kwargs), (errback, args, kwargs))`,
+//! two tuples and a dict per callback.  Here an entry is one small enum; the pass-through
+//! half of `addCallback`/`addErrback` is implicit, empty `args`/`kwargs` are not stored,
+//! and the first entry of a queue is kept inline (no allocation for the common
+//! one-callback Deferred).
+
+use std::collections::VecDeque;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use pyo3::PyVisit;
+use pyo3::PyTraverseError;
+
+use crate::deferred::Deferred;
+
+/// One callable with its extra arguments, as given to `addCallback(f, *args, **kwargs)`.
+pub struct Call {
+    pub func: Py<PyAny>,
+    /// Extra positional arguments; `None` when there are none.  Usually a tuple, but
+    /// `addCallbacks(callbackArgs=...)` accepts any sequence, as Twisted does.
+    pub args: Option<Py<PyAny>>,
+    /// Extra keyword arguments; `None` when there are none.  Any mapping.
+    pub kwargs: Option<Py<PyAny>>,
+}
+
+impl Call {
+    pub fn new(
+        func: Bound<'_, PyAny>,
+        args: Option<Bound<'_, PyAny>>,
+        kwargs: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let args = match args {
+            Some(a) if !a.is_none() && !is_empty_tuple(&a) => Some(a.unbind()),
+            _ => None,
+        };
+        let kwargs = match kwargs {
+            Some(k) if !k.is_none() && !is_empty_mapping(&k)? => Some(k.unbind()),
+            _ => None,
+        };
+        Ok(Call {
+            func: func.unbind(),
+            args,
+            kwargs,
+        })
+    }
+
+    pub fn clone_ref(&self, py: Python<'_>) -> Self {
+        Call {
+            func: self.func.clone_ref(py),
+            args: self.args.as_ref().map(|a| a.clone_ref(py)),
+            kwargs: self.kwargs.as_ref().map(|k| k.clone_ref(py)),
+        }
+    }
+
+    /// `func(result, *args, **kwargs)`.
+    pub fn invoke<'py>(
+        &self,
+        py: Python<'py>,
+        result: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let func = self.func.bind(py);
+        let args = self.args.as_ref().map(|a| a.bind(py));
+        let kwargs = match &self.kwargs {
+            None => None,
+            Some(k) => {
+                let k = k.bind(py);
+                Some(match k.cast::<PyDict>() {
+                    Ok(d) => d.clone(),
+                    Err(_) => {
+                        let d = PyDict::new(py);
+                        d.update(k.cast::<pyo3::types::PyMapping>()?)?;
+                        d
+                    }
+                })
+            }
+        };
+        match (args, kwargs) {
+            (None, None) => func.call1((result,)),
+            (Some(a), None) if is_tuple_of_len(a, 1) => {
+                let a = a.cast::<PyTuple>()?;
+                func.call1((result, a.get_item(0)?))
+            }
+            (Some(a), None) if is_tuple_of_len(a, 2) => {
+                let a = a.cast::<PyTuple>()?;
+                func.call1((result, a.get_item(0)?, a.get_item(1)?))
+            }
+            (a, k) => {
+                let mut all = vec![result];
+                if let Some(a) = a {
+                    for item in a.try_iter()? {
+                        all.push(item?);
+                    }
+                }
+                let tuple = PyTuple::new(py, all)?;
+                func.call(tuple, k.as_ref())
+            }
+        }
+    }
+
+    /// The `(callable, args, kwargs)` triple Twisted would have stored.
+    pub fn triple<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let args: Bound<'py, PyAny> = match &self.args {
+            Some(a) => a.bind(py).clone(),
+            None => PyTuple::empty(py).into_any(),
+        };
+        let kwargs: Bound<'py, PyAny> = match &self.kwargs {
+            Some(k) => k.bind(py).clone(),
+            None => PyDict::new(py).into_any(),
+        };
+        PyTuple::new(py, [self.func.bind(py).clone(), args, kwargs])
+    }
+
+    fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.func)?;
+        visit.call(&self.args)?;
+        visit.call(&self.kwargs)
+    }
+}
+
+fn is_empty_tuple(obj: &Bound<'_, PyAny>) -> bool {
+    obj.cast::<PyTuple>().map(|t| t.is_empty()).unwrap_or(false)
+}
+
+fn is_tuple_of_len(obj: &Bound<'_, PyAny>, n: usize) -> bool {
+    obj.cast::<PyTuple>().map(|t| t.len() == n).unwrap_or(false)
+}
+
+fn is_empty_mapping(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if let Ok(d) = obj.cast::<PyDict>() {
+        return Ok(d.is_empty());
+    }
+    Ok(obj.len()? == 0)
+}
+
+/// One link of a Deferred's callback chain.
+pub enum Entry {
+    /// `addCallback`: failures pass through untouched.
+    Callback(Call),
+    /// `addErrback`: successes pass through untouched.
+    Errback(Call),
+    /// `addBoth`: the same call for either outcome.
+    Both(Call),
+    /// `addCallbacks` with an explicit errback (or errback arguments).
+    Pair(Box<[Call; 2]>),
+    /// The Deferred given here is waiting for this chain's result (a callback of it
+    /// returned this Deferred).  Handled by the run loop without recursion.
+    Continue(Py<Deferred>),
+    /// `chainDeferred(target)` for a native `Deferred`: fire `target` with the result,
+    /// then continue with `None`.  Handled by the run loop without recursion.
+    Chain(Py<Deferred>),
+    /// A pure-Python Twisted `Deferred` waiting on this one (Twisted's own loop
+    /// appended its `_CONTINUE` marker through the `_callbacks` view).
+    ForeignContinue(Py<PyAny>),
+}
+
+/// What the run loop does with an entry for the current result.
+pub enum Step<'a> {
+    Call(&'a Call),
+    PassThrough,
+    Continue(&'a Py<Deferred>),
+    Chain(&'a Py<Deferred>),
+    ForeignContinue(&'a Py<PyAny>),
+}
+
+impl Entry {
+    pub fn step(&self, is_failure: bool) -> Step<'_> {
+        match self {
+            Entry::Callback(c) if !is_failure => Step::Call(c),
+            Entry::Errback(c) if is_failure => Step::Call(c),
+            Entry::Callback(_) | Entry::Errback(_) => Step::PassThrough,
+            Entry::Both(c) => Step::Call(c),
+            Entry::Pair(pair) => Step::Call(&pair[usize::from(is_failure)]),
+            Entry::Continue(d) => Step::Continue(d),
+            Entry::Chain(d) => Step::Chain(d),
+            Entry::ForeignContinue(d) => Step::ForeignContinue(d),
+        }
+    }
+
+    pub fn clone_ref(&self, py: Python<'_>) -> Self {
+        match self {
+            Entry::Callback(c) => Entry::Callback(c.clone_ref(py)),
+            Entry::Errback(c) => Entry::Errback(c.clone_ref(py)),
+            Entry::Both(c) => Entry::Both(c.clone_ref(py)),
+            Entry::Pair(p) => Entry::Pair(Box::new([p[0].clone_ref(py), p[1].clone_ref(py)])),
+            Entry::Continue(d) => Entry::Continue(d.clone_ref(py)),
+            Entry::Chain(d) => Entry::Chain(d.clone_ref(py)),
+            Entry::ForeignContinue(d) => Entry::ForeignContinue(d.clone_ref(py)),
+        }
+    }
+
+    pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        match self {
+            Entry::Callback(c) | Entry::Errback(c) | Entry::Both(c) => c.traverse(visit),
+            Entry::Pair(p) => {
+                p[0].traverse(visit)?;
+                p[1].traverse(visit)
+            }
+            Entry::Continue(d) | Entry::Chain(d) => visit.call(d),
+            Entry::ForeignContinue(d) => visit.call(d),
+        }
+    }
+}
+
+/// A FIFO of entries whose first element is stored inline.
+///
+/// Invariant: `head` is `None` only if `rest` is empty.
+#[derive(Default)]
+pub struct CallbackQueue {
+    head: Option<Entry>,
+    rest: VecDeque<Entry>,
+}
+
+impl CallbackQueue {
+    pub fn push_back(&mut self, entry: Entry) {
+        if self.head.is_none() {
+            self.head = Some(entry);
+        } else {
+            self.rest.push_back(entry);
+        }
+    }
+
+    pub fn pop_front(&mut self) -> Option<Entry> {
+        let first = self.head.take();
+        self.head = self.rest.pop_front();
+        first
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.head.is_some()) + self.rest.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.head.is_none()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.head.iter().chain(self.rest.iter())
+    }
+
+    pub fn get(&self, index: usize) -> Option<&Entry> {
+        if index == 0 {
+            self.head.as_ref()
+        } else {
+            self.rest.get(index - 1)
+        }
+    }
+
+    pub fn remove(&mut self, index: usize) -> Option<Entry> {
+        if index == 0 {
+            self.pop_front()
+        } else {
+            self.rest.remove(index - 1)
+        }
+    }
+
+    /// Take every entry out, leaving the queue empty (to be dropped after the lock is
+    /// released: dropping a callback can run arbitrary Python code).
+    pub fn take(&mut self) -> CallbackQueue {
+        std::mem::take(self)
+    }
+
+    pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        for entry in self.iter() {
+            entry.traverse(visit)?;
+        }
+        Ok(())
+    }
+}
+
+impl IntoIterator for CallbackQueue {
+    type Item = Entry;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<Entry>, std::collections::vec_deque::IntoIter<Entry>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.head.into_iter().chain(self.rest)
+    }
+}

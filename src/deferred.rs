@@ -1,0 +1,732 @@
+//! `txdefer.Deferred`: Twisted's `Deferred`, with the state in Rust.
+//!
+//! Concurrency and re-entrancy: the class is `frozen` and keeps its state behind one
+//! `Mutex`.  The lock is only ever held for short, Python-free sections: no call into
+//! Python, no allocation of a Python object and no drop of one happens while it is
+//! held (objects taken out of the state are dropped after the guard).  User callbacks
+//! can therefore re-enter the same Deferred freely, and misuse from several threads
+//! yields Python exceptions, never a deadlock or memory corruption.
+
+use std::sync::{Mutex, MutexGuard, TryLockError};
+
+use pyo3::exceptions::{PyAttributeError, PyDeprecationWarning};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple, PyType};
+use pyo3::{intern, PyTraverseError, PyVisit};
+
+use crate::await_iter::DeferredIterator;
+use crate::callback_view::CallbackList;
+use crate::callbacks::{Call, CallbackQueue, Entry};
+use crate::errors::InternalError;
+use crate::imports::{self, AlreadyCalledError, CancelledError};
+use crate::runner;
+
+/// The mutable state of one Deferred.  Field names follow Twisted's attributes.
+#[derive(Default)]
+pub struct State {
+    /// `result`; `None` until the Deferred is fired (the attribute is then absent).
+    pub result: Option<Py<PyAny>>,
+    pub called: bool,
+    pub paused: isize,
+    /// `_runningCallbacks`
+    pub running: bool,
+    /// `_suppressAlreadyCalled`
+    pub suppress_already_called: bool,
+    /// `_canceller`
+    pub canceller: Option<Py<PyAny>>,
+    /// `_chainedTo`
+    pub chained_to: Option<Py<PyAny>>,
+    /// `_debugInfo`: a `twisted.internet.defer.DebugInfo`, created when needed; it logs
+    /// "Unhandled error in Deferred:" when it is collected holding a failure.
+    pub debug_info: Option<Py<PyAny>>,
+    /// `_callbacks`
+    pub callbacks: CallbackQueue,
+}
+
+/// This is a callback which will be put off until later.
+///
+/// A drop-in replacement for `twisted.internet.defer.Deferred`, implemented in Rust.
+/// Callbacks added with `addCallback`/`addErrback`/`addBoth`/`addCallbacks` run in
+/// order once `callback(result)` or `errback(failure)` is called; a callback
+/// returning another Deferred pauses this one until that one has a result.
+///
+/// When creating a Deferred, you may provide a canceller function, which will be
+/// called by `d.cancel()` to let you do any clean-up necessary if the user decides
+/// not to wait for the deferred to complete.
+#[pyclass(module = "txdefer", name = "Deferred", subclass, weakref, dict, frozen, generic)]
+pub struct Deferred {
+    state: Mutex<State>,
+}
+
+impl Deferred {
+    /// Lock the state.  Never held across a call into Python (see the module docs).
+    pub fn lock(&self) -> Result<MutexGuard<'_, State>, InternalError> {
+        match self.state.try_lock() {
+            Ok(guard) => Ok(guard),
+            Err(TryLockError::Poisoned(poisoned)) => Ok(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => Err(InternalError::Busy),
+        }
+    }
+}
+
+/// Look up `debug` as Twisted does (`self.debug`): an instance attribute first, then
+/// the class attribute set by `setDebugging`.
+pub fn debug_enabled(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    obj.getattr(intern!(obj.py(), "debug"))?.is_truthy()
+}
+
+/// Get the `DebugInfo` of `d`, creating it if needed.
+pub fn ensure_debug_info<'py>(d: &Bound<'py, Deferred>) -> PyResult<Bound<'py, PyAny>> {
+    let py = d.py();
+    if let Some(existing) = d.get().lock()?.debug_info.as_ref() {
+        return Ok(existing.bind(py).clone());
+    }
+    let fresh = imports::new_debug_info(py)?;
+    let mut st = d.get().lock()?;
+    match st.debug_info.as_ref() {
+        Some(existing) => Ok(existing.bind(py).clone()),
+        None => {
+            st.debug_info = Some(fresh.clone().unbind());
+            Ok(fresh)
+        }
+    }
+}
+
+/// `AlreadyCalledError`, with the debug tracebacks in debug mode.
+fn already_called(d: &Bound<'_, Deferred>) -> PyResult<PyErr> {
+    if debug_enabled(d.as_any())? {
+        let info = ensure_debug_info(d)?;
+        let tracebacks: String = info.call_method0("_getDebugTracebacks")?.extract()?;
+        return Ok(AlreadyCalledError::new_err(format!("\n{tracebacks}")));
+    }
+    Ok(AlreadyCalledError::new_err(()))
+}
+
+/// Twisted's `_startRunCallbacks`: fire `d` with `result` and run its callbacks.
+pub fn start_run(d: &Bound<'_, Deferred>, result: Bound<'_, PyAny>) -> PyResult<()> {
+    let py = d.py();
+    {
+        let mut st = d.get().lock()?;
+        if st.called {
+            if st.suppress_already_called {
+                st.suppress_already_called = false;
+                return Ok(());
+            }
+            drop(st);
+            return Err(already_called(d)?);
+        }
+    }
+    if debug_enabled(d.as_any())? {
+        let info = ensure_debug_info(d)?;
+        info.setattr(intern!(py, "invoker"), imports::format_stack(py)?)?;
+    }
+    let (old_canceller, old_result);
+    {
+        let mut st = d.get().lock()?;
+        if st.called {
+            drop(st);
+            return Err(already_called(d)?);
+        }
+        st.called = true;
+        // Drop the canceller to avoid reference cycles: it is never called once fired.
+        old_canceller = st.canceller.take();
+        old_result = st.result.replace(result.unbind());
+    }
+    drop(old_canceller);
+    drop(old_result);
+    runner::run_callbacks(d)
+}
+
+/// Append an entry; run the chain if the Deferred has already been fired.
+fn push_entry<'py>(slf: &Bound<'py, Deferred>, entry: Entry) -> PyResult<Bound<'py, Deferred>> {
+    let called = {
+        let mut st = slf.get().lock()?;
+        st.callbacks.push_back(entry);
+        st.called
+    };
+    if called {
+        runner::run_callbacks(slf)?;
+    }
+    Ok(slf.clone())
+}
+
+fn extra_args<'py>(args: &Bound<'py, PyTuple>) -> Option<Bound<'py, PyAny>> {
+    if args.is_empty() {
+        None
+    } else {
+        Some(args.clone().into_any())
+    }
+}
+
+fn extra_kwargs<'py>(kwargs: Option<&Bound<'py, PyDict>>) -> Option<Bound<'py, PyAny>> {
+    kwargs.filter(|k| !k.is_empty()).map(|k| k.clone().into_any())
+}
+
+#[pymethods]
+impl Deferred {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        Deferred {
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Initialize a Deferred.
+    ///
+    /// `canceller` is called by `cancel()` with this Deferred; if it does not fire the
+    /// Deferred (or there is none), `cancel()` errbacks it with `CancelledError`.
+    #[pyo3(signature = (canceller=None))]
+    fn __init__(slf: &Bound<'_, Self>, canceller: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let py = slf.py();
+        let debug_info = if debug_enabled(slf.as_any())? {
+            let info = imports::new_debug_info(py)?;
+            info.setattr(intern!(py, "creator"), imports::format_stack(py)?)?;
+            Some(info.unbind())
+        } else {
+            None
+        };
+        let canceller = canceller.filter(|c| !c.is_none()).map(Bound::unbind);
+        let (old_callbacks, old_canceller, old_info);
+        {
+            let mut st = slf.get().lock()?;
+            old_callbacks = st.callbacks.take();
+            old_canceller = std::mem::replace(&mut st.canceller, canceller);
+            old_info = match debug_info {
+                Some(info) => st.debug_info.replace(info),
+                None => None,
+            };
+        }
+        drop((old_callbacks, old_canceller, old_info));
+        Ok(())
+    }
+
+    /// Keep this class attribute for compatibility with code that sets it directly;
+    /// `setDebugging()` sets it.
+    #[classattr]
+    fn debug() -> bool {
+        false
+    }
+
+    /// Convenience method for adding just a callback.  See `addCallbacks`.
+    #[pyo3(name = "addCallback", signature = (callback, *args, **kwargs))]
+    fn add_callback<'py>(
+        slf: &Bound<'py, Self>,
+        callback: Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, Self>> {
+        let call = Call::new(callback, extra_args(args), extra_kwargs(kwargs))?;
+        push_entry(slf, Entry::Callback(call))
+    }
+
+    /// Convenience method for adding just an errback.  See `addCallbacks`.
+    #[pyo3(name = "addErrback", signature = (errback, *args, **kwargs))]
+    fn add_errback<'py>(
+        slf: &Bound<'py, Self>,
+        errback: Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, Self>> {
+        let call = Call::new(errback, extra_args(args), extra_kwargs(kwargs))?;
+        push_entry(slf, Entry::Errback(call))
+    }
+
+    /// Convenience method for adding a single callable as both a callback and an
+    /// errback.  See `addCallbacks`.
+    #[pyo3(name = "addBoth", signature = (callback, *args, **kwargs))]
+    fn add_both<'py>(
+        slf: &Bound<'py, Self>,
+        callback: Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, Self>> {
+        let call = Call::new(callback, extra_args(args), extra_kwargs(kwargs))?;
+        push_entry(slf, Entry::Both(call))
+    }
+
+    /// Add a pair of callbacks (success and error) to this Deferred.
+    ///
+    /// These will be executed when the 'master' callback is run.  A missing errback
+    /// passes failures through.  Returns `self`.
+    #[pyo3(
+        name = "addCallbacks",
+        signature = (callback, errback=None, callbackArgs=None, callbackKeywords=None, errbackArgs=None, errbackKeywords=None)
+    )]
+    #[allow(non_snake_case)]
+    fn add_callbacks<'py>(
+        slf: &Bound<'py, Self>,
+        callback: Bound<'py, PyAny>,
+        errback: Option<Bound<'py, PyAny>>,
+        callbackArgs: Option<Bound<'py, PyAny>>,
+        callbackKeywords: Option<Bound<'py, PyAny>>,
+        errbackArgs: Option<Bound<'py, PyAny>>,
+        errbackKeywords: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Self>> {
+        let py = slf.py();
+        let cb = Call::new(callback, callbackArgs, callbackKeywords)?;
+        let errback = errback.filter(|e| !e.is_none());
+        let entry = match errback {
+            None => {
+                let eb_extra = Call::new(py.None().into_bound(py), errbackArgs, errbackKeywords)?;
+                if eb_extra.args.is_none() && eb_extra.kwargs.is_none() {
+                    Entry::Callback(cb)
+                } else {
+                    // Twisted's `_failthru` is still called with the extra arguments
+                    // (and fails with a TypeError, as it does there).
+                    let failthru = imports::foreign(py)?.failthru.clone_ref(py);
+                    let eb = Call {
+                        func: failthru,
+                        ..eb_extra
+                    };
+                    Entry::Pair(Box::new([cb, eb]))
+                }
+            }
+            Some(eb) => Entry::Pair(Box::new([cb, Call::new(eb, errbackArgs, errbackKeywords)?])),
+        };
+        push_entry(slf, entry)
+    }
+
+    /// Chain another Deferred to this Deferred: any event that fires this one also
+    /// fires `d` (but not the other way round).  Equivalent to
+    /// `self.addCallbacks(d.callback, d.errback)`; unlike Twisted, long chains built
+    /// this way do not recurse and so cannot exhaust the stack.  Returns `self`.
+    #[pyo3(name = "chainDeferred")]
+    fn chain_deferred<'py>(
+        slf: &Bound<'py, Self>,
+        d: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, Self>> {
+        let py = slf.py();
+        let exact = d.get_type().is(&py.get_type::<Deferred>());
+        if exact {
+            let target = d.cast::<Deferred>()?;
+            let old = target
+                .get()
+                .lock()?
+                .chained_to
+                .replace(slf.clone().into_any().unbind());
+            drop(old);
+            push_entry(slf, Entry::Chain(target.clone().unbind()))
+        } else {
+            d.setattr(intern!(py, "_chainedTo"), slf)?;
+            let cb = Call::new(d.getattr(intern!(py, "callback"))?, None, None)?;
+            let eb = Call::new(d.getattr(intern!(py, "errback"))?, None, None)?;
+            push_entry(slf, Entry::Pair(Box::new([cb, eb])))
+        }
+    }
+
+    /// Run all success callbacks that have been added to this Deferred.
+    ///
+    /// Raises `AlreadyCalledError` if `callback` or `errback` was already called.
+    fn callback(slf: &Bound<'_, Self>, result: Bound<'_, PyAny>) -> PyResult<()> {
+        start_run(slf, result)
+    }
+
+    /// Run all error callbacks that have been added to this Deferred.
+    ///
+    /// `fail` may be a `Failure`, any other object (wrapped in a `Failure`), or
+    /// omitted inside an `except` block to use the exception being handled.
+    #[pyo3(signature = (fail=None))]
+    fn errback(slf: &Bound<'_, Self>, fail: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let py = slf.py();
+        let failure = match fail {
+            Some(f) if !f.is_none() => {
+                if imports::is_failure(&f)? {
+                    f
+                } else {
+                    imports::failure_of(&f)?
+                }
+            }
+            _ => imports::failure_current(py, debug_enabled(slf.as_any())?)?,
+        };
+        start_run(slf, failure)
+    }
+
+    /// Stop processing on a Deferred until `unpause()` is called.
+    fn pause(&self) -> PyResult<()> {
+        self.lock()?.paused += 1;
+        Ok(())
+    }
+
+    /// Process all callbacks made since `pause()` was called.
+    fn unpause(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let run = {
+            let mut st = slf.get().lock()?;
+            st.paused -= 1;
+            st.paused == 0 && st.called
+        };
+        if run {
+            runner::run_callbacks(slf)?;
+        }
+        Ok(())
+    }
+
+    /// Cancel this Deferred.
+    ///
+    /// If it has not fired yet, call its canceller; if that does not fire it (or there
+    /// is none), errback with `CancelledError`.  If it is waiting on another Deferred,
+    /// forward the cancellation to that one.
+    fn cancel(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let (called, canceller, result) = {
+            let st = slf.get().lock()?;
+            (
+                st.called,
+                st.canceller.as_ref().map(|c| c.clone_ref(py)),
+                st.result.as_ref().map(|r| r.clone_ref(py)),
+            )
+        };
+        if !called {
+            let canceller = canceller.map(|c| c.into_bound(py));
+            match canceller {
+                Some(c) if c.is_truthy()? => {
+                    c.call1((slf,))?;
+                }
+                _ => slf.get().lock()?.suppress_already_called = true,
+            }
+            if !slf.get().lock()?.called {
+                let failure = imports::failure_of(&CancelledError::new_err(()).into_value(py).into_bound(py).into_any())?;
+                if slf.get_type().is(&py.get_type::<Deferred>()) {
+                    start_run(slf, failure)?;
+                } else {
+                    slf.call_method1(intern!(py, "errback"), (failure,))?;
+                }
+            }
+        } else if let Some(result) = result {
+            let result = result.into_bound(py);
+            if runner::is_deferred(&result) {
+                result.call_method0(intern!(py, "cancel"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Time out this Deferred by scheduling it to be cancelled after `timeout`
+    /// seconds on `clock`.  See Twisted's `Deferred.addTimeout`.
+    #[pyo3(name = "addTimeout", signature = (timeout, clock, onTimeoutCancel=None))]
+    #[allow(non_snake_case)]
+    fn add_timeout<'py>(
+        slf: &Bound<'py, Self>,
+        timeout: Bound<'py, PyAny>,
+        clock: Bound<'py, PyAny>,
+        onTimeoutCancel: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        imports::support(py)?
+            .getattr(intern!(py, "addTimeout"))?
+            .call1((slf, timeout, clock, onTimeoutCancel))
+    }
+
+    /// Adapt this Deferred into an asyncio `Future` bound to `loop`.  Consumes the
+    /// result: afterwards this Deferred fires with `None`.
+    #[pyo3(name = "asFuture")]
+    fn as_future<'py>(
+        slf: &Bound<'py, Self>,
+        r#loop: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        imports::support(py)?
+            .getattr(intern!(py, "asFuture"))?
+            .call1((slf, r#loop))
+    }
+
+    /// Adapt an asyncio `Future` to a Deferred.
+    #[classmethod]
+    #[pyo3(name = "fromFuture")]
+    fn from_future<'py>(
+        cls: &Bound<'py, PyType>,
+        future: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = cls.py();
+        imports::support(py)?
+            .getattr(intern!(py, "fromFuture"))?
+            .call1((cls, future))
+    }
+
+    /// Schedule the execution of a coroutine (or generator) that awaits on Deferreds,
+    /// wrapping it in a Deferred that fires with its outcome.  Raises
+    /// `NotACoroutineError` for anything else.
+    #[classmethod]
+    #[pyo3(name = "fromCoroutine")]
+    fn from_coroutine<'py>(
+        cls: &Bound<'py, PyType>,
+        coro: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = cls.py();
+        imports::support(py)?
+            .getattr(intern!(py, "fromCoroutine"))?
+            .call1((coro,))
+    }
+
+    /// Record every subclass in `_DEFERRED_SUBCLASSES`, as Twisted does.
+    #[classmethod]
+    #[pyo3(signature = (**_kwargs))]
+    fn __init_subclass__(
+        cls: &Bound<'_, PyType>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        subclasses(cls.py())?.append(cls)
+    }
+
+    fn __str__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let py = slf.py();
+        let cname = slf.get_type().name()?;
+        let (chained, result) = {
+            let st = slf.get().lock()?;
+            (
+                st.chained_to.as_ref().map(|c| c.clone_ref(py)),
+                st.result.as_ref().map(|r| r.clone_ref(py)),
+            )
+        };
+        let addr = slf.as_ptr() as usize;
+        Ok(if let Some(chained) = chained {
+            format!(
+                "<{cname} at 0x{addr:x} waiting on Deferred at 0x{:x}>",
+                chained.as_ptr() as usize
+            )
+        } else if let Some(result) = result {
+            format!("<{cname} at 0x{addr:x} current result: {}>", result.bind(py).repr()?)
+        } else {
+            format!("<{cname} at 0x{addr:x}>")
+        })
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        Self::__str__(slf)
+    }
+
+    fn __iter__(slf: &Bound<'_, Self>) -> DeferredIterator {
+        DeferredIterator::new(slf.clone().unbind())
+    }
+
+    fn __await__(slf: &Bound<'_, Self>) -> DeferredIterator {
+        DeferredIterator::new(slf.clone().unbind())
+    }
+
+    #[getter]
+    fn get_result(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match self.lock()?.result.as_ref() {
+            Some(r) => Ok(r.clone_ref(py)),
+            None => Err(PyAttributeError::new_err(
+                "'Deferred' object has no attribute 'result'",
+            )),
+        }
+    }
+
+    #[setter]
+    fn set_result(&self, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let old = match value {
+            Some(v) => self.lock()?.result.replace(v.unbind()),
+            None => match self.lock()?.result.take() {
+                Some(old) => Some(old),
+                None => return Err(PyAttributeError::new_err("result")),
+            },
+        };
+        drop(old);
+        Ok(())
+    }
+
+    /// False until either `callback` or `errback` is called, True afterwards.
+    #[getter]
+    fn get_called(&self) -> PyResult<bool> {
+        Ok(self.lock()?.called)
+    }
+
+    #[setter]
+    fn set_called(&self, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let v = match value {
+            Some(v) => v.is_truthy()?,
+            None => false,
+        };
+        self.lock()?.called = v;
+        Ok(())
+    }
+
+    /// A counter of how many unmatched `pause` calls have been made.
+    #[getter]
+    fn get_paused(&self) -> PyResult<isize> {
+        Ok(self.lock()?.paused)
+    }
+
+    #[setter]
+    fn set_paused(&self, value: Option<isize>) -> PyResult<()> {
+        self.lock()?.paused = value.unwrap_or(0);
+        Ok(())
+    }
+
+    /// The Deferred this one is waiting on, if any.
+    #[getter(_chainedTo)]
+    fn get_chained_to(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self
+            .lock()?
+            .chained_to
+            .as_ref()
+            .map_or_else(|| py.None(), |c| c.clone_ref(py)))
+    }
+
+    #[setter(_chainedTo)]
+    fn set_chained_to(&self, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let value = value.filter(|v| !v.is_none()).map(Bound::unbind);
+        let old = std::mem::replace(&mut self.lock()?.chained_to, value);
+        drop(old);
+        Ok(())
+    }
+
+    #[getter(_canceller)]
+    fn get_canceller(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self
+            .lock()?
+            .canceller
+            .as_ref()
+            .map_or_else(|| py.None(), |c| c.clone_ref(py)))
+    }
+
+    #[setter(_canceller)]
+    fn set_canceller(&self, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let value = value.filter(|v| !v.is_none()).map(Bound::unbind);
+        let old = std::mem::replace(&mut self.lock()?.canceller, value);
+        drop(old);
+        Ok(())
+    }
+
+    #[getter(_debugInfo)]
+    fn get_debug_info(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self
+            .lock()?
+            .debug_info
+            .as_ref()
+            .map_or_else(|| py.None(), |c| c.clone_ref(py)))
+    }
+
+    #[setter(_debugInfo)]
+    fn set_debug_info(&self, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let value = value.filter(|v| !v.is_none()).map(Bound::unbind);
+        let old = std::mem::replace(&mut self.lock()?.debug_info, value);
+        drop(old);
+        Ok(())
+    }
+
+    #[getter(_suppressAlreadyCalled)]
+    fn get_suppress(&self) -> PyResult<bool> {
+        Ok(self.lock()?.suppress_already_called)
+    }
+
+    #[setter(_suppressAlreadyCalled)]
+    fn set_suppress(&self, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let v = match value {
+            Some(v) => v.is_truthy()?,
+            None => false,
+        };
+        self.lock()?.suppress_already_called = v;
+        Ok(())
+    }
+
+    #[getter(_runningCallbacks)]
+    fn get_running(&self) -> PyResult<bool> {
+        Ok(self.lock()?.running)
+    }
+
+    #[setter(_runningCallbacks)]
+    fn set_running(&self, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let v = match value {
+            Some(v) => v.is_truthy()?,
+            None => false,
+        };
+        self.lock()?.running = v;
+        Ok(())
+    }
+
+    /// A live view of the callback chain, in Twisted's
+    /// `((callback, args, kwargs), (errback, args, kwargs))` shape.
+    #[getter(_callbacks)]
+    fn get_callbacks_view(slf: &Bound<'_, Self>) -> CallbackList {
+        CallbackList::new(slf.clone().unbind())
+    }
+
+    #[setter(_callbacks)]
+    fn set_callbacks_view(slf: &Bound<'_, Self>, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let mut fresh = CallbackQueue::default();
+        if let Some(value) = value {
+            for item in value.try_iter()? {
+                fresh.push_back(crate::callback_view::entry_from_pair(&item?)?);
+            }
+        }
+        let old = std::mem::replace(&mut slf.get().lock()?.callbacks, fresh);
+        drop(old);
+        Ok(())
+    }
+
+    /// Deprecated since Twisted 25.5.0: the callback chain, as `_callbacks`.
+    #[getter]
+    fn callbacks(slf: &Bound<'_, Self>) -> PyResult<CallbackList> {
+        PyErr::warn(
+            slf.py(),
+            &slf.py().get_type::<PyDeprecationWarning>(),
+            c"twisted.internet.defer.Deferred.callbacks was deprecated in Twisted 25.5.0",
+            1,
+        )?;
+        Ok(Self::get_callbacks_view(slf))
+    }
+
+    /// Run the callback chain (Twisted's internal `_runCallbacks`).
+    #[pyo3(name = "_runCallbacks")]
+    fn py_run_callbacks(slf: &Bound<'_, Self>) -> PyResult<()> {
+        runner::run_callbacks(slf)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // Never blocks: on a GIL build the state is never locked while the collector
+        // runs (no Python code runs under the lock); if it were, skip this round.
+        let Ok(st) = self.state.try_lock() else {
+            return Ok(());
+        };
+        visit.call(&st.result)?;
+        visit.call(&st.canceller)?;
+        visit.call(&st.chained_to)?;
+        visit.call(&st.debug_info)?;
+        st.callbacks.traverse(&visit)
+    }
+
+    fn __clear__(&self) {
+        let taken = match self.state.try_lock() {
+            Ok(mut st) => Some((
+                st.result.take(),
+                st.canceller.take(),
+                st.chained_to.take(),
+                st.debug_info.take(),
+                st.callbacks.take(),
+            )),
+            Err(_) => None,
+        };
+        drop(taken);
+    }
+}
+
+/// Return a Deferred that has already had `.callback(result)` called.
+///
+/// Like Twisted's, this sets the result directly: no callbacks run and a `Failure`
+/// given here is not recorded as an unhandled error.
+#[pyfunction]
+pub fn succeed(py: Python<'_>, result: Bound<'_, PyAny>) -> PyResult<Py<Deferred>> {
+    let mut state = State::default();
+    state.result = Some(result.unbind());
+    state.called = true;
+    let d = Py::new(py, Deferred { state: Mutex::new(state) })?;
+    if debug_enabled(d.bind(py).as_any())? {
+        let info = imports::new_debug_info(py)?;
+        info.setattr(intern!(py, "creator"), imports::format_stack(py)?)?;
+        d.get().lock()?.debug_info = Some(info.unbind());
+    }
+    Ok(d)
+}
+
+static SUBCLASSES: pyo3::sync::PyOnceLock<Py<PyList>> = pyo3::sync::PyOnceLock::new();
+
+/// `_DEFERRED_SUBCLASSES`: `Deferred` and every subclass of it, in creation order.
+pub fn subclasses(py: Python<'_>) -> PyResult<&Bound<'_, PyList>> {
+    SUBCLASSES
+        .get_or_try_init(py, || {
+            PyList::new(py, [py.get_type::<Deferred>()]).map(Bound::unbind)
+        })
+        .map(|l| l.bind(py))
+}

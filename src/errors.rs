@@ -1,0 +1,24 @@
+//! The extension's own internal errors, with a single conversion into `PyErr`.
+//!
+//! Errors that Twisted users can observe (`AlreadyCalledError`, `CancelledError`, ...)
+//! are always Twisted's own exception classes (see `imports.rs`); this enum only covers
+//! conditions that indicate misuse of the extension itself.
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::PyErr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InternalError {
+    /// The state of a Deferred was locked when another access was attempted.  On a
+    /// GIL build this can only happen when two threads use one Deferred without the
+    /// GIL being held around the access, which the extension never allows; it is
+    /// reported instead of deadlocking.
+    #[error("Deferred state is in use by another thread; Deferreds are not thread-safe")]
+    Busy,
+}
+
+impl From<InternalError> for PyErr {
+    fn from(err: InternalError) -> PyErr {
+        PyRuntimeError::new_err(err.to_string())
+    }
+}

@@ -1,0 +1,83 @@
+//! `txdefer._core`: Twisted's `Deferred`, in Rust.
+//!
+//! This file only assembles the module; each concept lives in its own file:
+//! `deferred` (the class), `callbacks` (the chain's entries and queue), `runner`
+//! (running the chain), `await_iter` (`await d`), `callback_view` (Twisted-shaped
+//! access to the chain, interop with Twisted's own class), `imports` (cached Python
+//! objects), `errors` (internal errors).
+
+mod await_iter;
+mod callback_view;
+mod callbacks;
+mod deferred;
+mod errors;
+mod imports;
+mod runner;
+
+use pyo3::prelude::*;
+
+/// Return `arg` unchanged (the pass-through callback).
+#[pyfunction]
+fn passthru(arg: Bound<'_, PyAny>) -> Bound<'_, PyAny> {
+    arg
+}
+
+/// Return `arg` unchanged (the pass-through errback).
+#[pyfunction]
+fn _failthru(arg: Bound<'_, PyAny>) -> Bound<'_, PyAny> {
+    arg
+}
+
+/// Is `obj` a Deferred: txdefer's (or a subclass), or Twisted's pure-Python one?
+#[pyfunction]
+fn _is_deferred(obj: &Bound<'_, PyAny>) -> bool {
+    runner::is_deferred(obj)
+}
+
+/// Hand the extension the pieces of Twisted's pure-Python implementation it
+/// interoperates with.  Called once by `txdefer/__init__.py`, before `install()` can
+/// rebind anything in `twisted.internet.defer`.
+#[pyfunction]
+#[pyo3(pass_module)]
+fn _configure(
+    m: &Bound<'_, PyModule>,
+    deferred_type: Bound<'_, pyo3::types::PyType>,
+    continue_marker: Bound<'_, PyAny>,
+    none_kwargs: Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let py = m.py();
+    let foreign = imports::Foreign {
+        deferred_type: deferred_type.unbind(),
+        continue_marker: continue_marker.unbind(),
+        none_kwargs: none_kwargs.unbind(),
+        passthru: m.getattr("passthru")?.unbind(),
+        failthru: m.getattr("_failthru")?.unbind(),
+    };
+    // A second call (a reload) keeps the first configuration.
+    let _ = imports::FOREIGN.set(py, foreign);
+    Ok(())
+}
+
+#[pymodule]
+mod _core {
+    #[pymodule_export]
+    use super::await_iter::DeferredIterator;
+    #[pymodule_export]
+    use super::callback_view::{CallbackList, Resume};
+    #[pymodule_export]
+    use super::deferred::Deferred;
+    #[pymodule_export]
+    use super::deferred::succeed;
+    #[pymodule_export]
+    use super::{_failthru, _is_deferred, passthru};
+
+    use pyo3::prelude::*;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        let py = m.py();
+        m.add("_DEFERRED_SUBCLASSES", super::deferred::subclasses(py)?)?;
+        m.add_function(pyo3::wrap_pyfunction!(super::_configure, m)?)?;
+        Ok(())
+    }
+}

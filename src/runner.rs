@@ -1,0 +1,388 @@
+//! Running a Deferred's callback chain: Twisted's `_runCallbacks`, iteratively.
+//!
+//! Twisted keeps a stack of Deferreds whose results are being propagated up a chain of
+//! returned Deferreds, so that a million-deep chain never recurses.  This loop keeps
+//! the same stack, as frames, and adds one more kind of frame for
+//! `chainDeferred(target)`: where Twisted recurses into `target.callback(result)`
+//! (and runs out of stack about a thousand links deep), this loop pushes `target` as
+//! a frame that behaves like that nested call: a paused Deferred above it abandons the
+//! frames up to it, and the Deferred below it counts as running its callbacks until it
+//! returns.  The order in which callbacks run is Twisted's in every case.
+
+use pyo3::prelude::*;
+use pyo3::intern;
+
+use crate::callback_view::Resume;
+use crate::callbacks::{Entry, Step};
+use crate::deferred::{debug_enabled, ensure_debug_info, Deferred};
+use crate::imports;
+
+const SELF_RETURN_WARNING: &str = "Callback returned the Deferred it was attached to; this breaks \
+     the callback chain and will raise an exception in the future.";
+
+/// Is `obj` a Deferred (txdefer's, or Twisted's pure-Python one)?  C-level checks only.
+pub fn is_deferred(obj: &Bound<'_, PyAny>) -> bool {
+    obj.is_instance_of::<Deferred>() || imports::is_foreign_deferred(obj)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The Deferred `_runCallbacks` was called on.
+    Root,
+    /// A Deferred that was waiting on the one below it and has just been handed its
+    /// result.
+    Continue,
+    /// The target of a `chainDeferred`, fired by the Deferred below it: stands for
+    /// Twisted's nested `target.callback(result)` call.
+    Call,
+}
+
+struct Frame {
+    d: Py<Deferred>,
+    kind: Kind,
+    /// Set when a `Call` frame above this one has returned: carry on with the next
+    /// callback, as Twisted's loop does after `target.callback(...)` returns.
+    resume: bool,
+}
+
+/// Run the callbacks of `start` (Twisted's `Deferred._runCallbacks`).
+pub fn run_callbacks(start: &Bound<'_, Deferred>) -> PyResult<()> {
+    if start.get().lock()?.running {
+        // Don't recursively run callbacks.
+        return Ok(());
+    }
+    let py = start.py();
+    let mut stack = vec![Frame {
+        d: start.clone().unbind(),
+        kind: Kind::Root,
+        resume: false,
+    }];
+    let outcome = run_stack(py, start, &mut stack);
+    if outcome.is_err() {
+        // An internal error escaped: no Deferred below a `Call` frame is running
+        // its callbacks any more.
+        for pair in stack.windows(2) {
+            if pair[1].kind == Kind::Call {
+                if let Ok(mut st) = pair[0].d.get().lock() {
+                    st.running = false;
+                }
+            }
+        }
+    }
+    outcome
+}
+
+fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut Vec<Frame>) -> PyResult<()> {
+    'frames: while let Some(top) = stack.last_mut() {
+        let current = top.d.bind(py).clone();
+        let resumed = std::mem::replace(&mut top.resume, false);
+        if !resumed {
+            let old_chained;
+            {
+                let mut st = current.get().lock()?;
+                if st.paused != 0 {
+                    // This Deferred isn't going to produce a result at all; everything
+                    // up to the nearest nested call waits with it.
+                    drop(st);
+                    unwind_to_call(stack)?;
+                    continue 'frames;
+                }
+                old_chained = st.chained_to.take();
+            }
+            drop(old_chained);
+        }
+
+        let mut finished = true;
+        loop {
+            let (entry, result) = {
+                let mut st = current.get().lock()?;
+                let Some(entry) = st.callbacks.pop_front() else {
+                    break;
+                };
+                (entry, st.result.as_ref().map(|r| r.clone_ref(py)))
+            };
+            let result = match result {
+                Some(r) => r.into_bound(py),
+                None => py.None().into_bound(py),
+            };
+            let is_fail = imports::is_failure(&result)?;
+            match entry.step(is_fail) {
+                Step::Continue(chainee) => {
+                    let chainee = chainee.bind(py).clone();
+                    hand_over(py, &current, &chainee)?;
+                    stack.push(Frame {
+                        d: chainee.unbind(),
+                        kind: Kind::Continue,
+                        resume: false,
+                    });
+                    finished = false;
+                    break;
+                }
+                Step::ForeignContinue(waiting) => {
+                    // A pure-Python Twisted Deferred waits on this one: give it the
+                    // result and let its own loop carry on.
+                    let waiting = waiting.bind(py).clone();
+                    let value = take_result(py, &current)?;
+                    waiting.setattr(intern!(py, "result"), value)?;
+                    waiting.call_method0(intern!(py, "unpause"))?;
+                }
+                Step::Chain(target) => {
+                    let target = target.bind(py).clone();
+                    if fire_chained(py, start, &current, &target, result)? {
+                        stack.push(Frame {
+                            d: target.unbind(),
+                            kind: Kind::Call,
+                            resume: false,
+                        });
+                        finished = false;
+                        break;
+                    }
+                }
+                Step::PassThrough => {
+                    // Twisted calls `passthru`/`_failthru`, which return the result
+                    // unchanged: a Deferred result is then chained like any other.
+                    if !is_fail && is_deferred(&result) && chain_on(py, &current, &result)? {
+                        break;
+                    }
+                }
+                Step::Call(call) => {
+                    current.get().lock()?.running = true;
+                    let returned = call.invoke(py, result);
+                    current.get().lock()?.running = false;
+                    let new_result = match returned {
+                        Ok(value) => {
+                            if value.is(&current) {
+                                match imports::warn_about_function(call.func.bind(py), SELF_RETURN_WARNING) {
+                                    Ok(()) => value,
+                                    Err(err) => make_failure(py, start, &err)?,
+                                }
+                            } else {
+                                value
+                            }
+                        }
+                        Err(err) => make_failure(py, start, &err)?,
+                    };
+                    let old = current
+                        .get()
+                        .lock()?
+                        .result
+                        .replace(new_result.clone().unbind());
+                    drop(old);
+                    if is_deferred(&new_result) && chain_on(py, &current, &new_result)? {
+                        break;
+                    }
+                }
+            }
+            drop(entry);
+        }
+
+        if finished {
+            update_debug_info(py, &current)?;
+            let frame = stack.pop();
+            if frame.is_some_and(|f| f.kind == Kind::Call) {
+                returned_from_call(stack)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Twisted returns from `_runCallbacks` when it meets a paused Deferred: drop the frames
+/// of this (emulated) invocation, up to and including the nearest `Call` frame.
+fn unwind_to_call(stack: &mut Vec<Frame>) -> PyResult<()> {
+    while let Some(frame) = stack.pop() {
+        if frame.kind == Kind::Call {
+            return returned_from_call(stack);
+        }
+    }
+    Ok(())
+}
+
+/// The nested `target.callback(...)` has returned to the Deferred below it.
+fn returned_from_call(stack: &mut [Frame]) -> PyResult<()> {
+    if let Some(below) = stack.last_mut() {
+        below.d.get().lock()?.running = false;
+        below.resume = true;
+    }
+    Ok(())
+}
+
+fn make_failure<'py>(
+    py: Python<'py>,
+    start: &Bound<'py, Deferred>,
+    err: &PyErr,
+) -> PyResult<Bound<'py, PyAny>> {
+    // Including full frame information in the Failure is expensive: only in debug mode.
+    let capture = debug_enabled(start.as_any())?;
+    imports::failure_from_err(py, err, capture)
+}
+
+/// Take `current`'s result for a Deferred waiting on it, leaving `None` behind.
+fn take_result(py: Python<'_>, current: &Bound<'_, Deferred>) -> PyResult<Py<PyAny>> {
+    let (value, info) = {
+        let mut st = current.get().lock()?;
+        (
+            st.result.replace(py.None()),
+            st.debug_info.as_ref().map(|i| i.clone_ref(py)),
+        )
+    };
+    if let Some(info) = info {
+        info.bind(py).setattr(intern!(py, "failResult"), py.None())?;
+    }
+    Ok(value.unwrap_or_else(|| py.None()))
+}
+
+/// Give `current`'s result to `chainee`, which was waiting on it.
+fn hand_over(py: Python<'_>, current: &Bound<'_, Deferred>, chainee: &Bound<'_, Deferred>) -> PyResult<()> {
+    let value = take_result(py, current)?;
+    let old = {
+        let mut st = chainee.get().lock()?;
+        st.paused -= 1;
+        st.result.replace(value)
+    };
+    drop(old);
+    Ok(())
+}
+
+/// `current`'s callback returned the Deferred `other`: take its result if it has one,
+/// otherwise pause `current` until it has.  Returns true if `current` now waits.
+fn chain_on(py: Python<'_>, current: &Bound<'_, Deferred>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if let Ok(other) = other.cast::<Deferred>() {
+        let (their_result, their_paused) = {
+            let st = other.get().lock()?;
+            (st.result.as_ref().map(|r| r.clone_ref(py)), st.paused)
+        };
+        let must_wait = match &their_result {
+            None => true,
+            Some(r) => their_paused != 0 || is_deferred(r.bind(py)),
+        };
+        if must_wait {
+            let old = {
+                let mut st = current.get().lock()?;
+                st.paused += 1;
+                st.chained_to.replace(other.clone().into_any().unbind())
+            };
+            drop(old);
+            other
+                .get()
+                .lock()?
+                .callbacks
+                .push_back(Entry::Continue(current.clone().unbind()));
+            return Ok(true);
+        }
+        // It has a result: steal it and keep going.
+        let value = take_result(py, other)?;
+        let old = current.get().lock()?.result.replace(value);
+        drop(old);
+        drop(their_result);
+        return Ok(false);
+    }
+
+    // A pure-Python Twisted Deferred.
+    let their_result = other.getattr_opt(intern!(py, "result"))?;
+    let must_wait = match &their_result {
+        None => true,
+        Some(r) => is_deferred(r) || other.getattr(intern!(py, "paused"))?.is_truthy()?,
+    };
+    if must_wait {
+        let old = {
+            let mut st = current.get().lock()?;
+            st.paused += 1;
+            st.chained_to.replace(other.clone().unbind())
+        };
+        drop(old);
+        let resume = Bound::new(py, Resume::new(current.clone().unbind()))?;
+        let triple = (resume, pyo3::types::PyTuple::empty(py), pyo3::types::PyDict::new(py));
+        let triple = triple.into_pyobject(py)?;
+        other
+            .getattr(intern!(py, "_callbacks"))?
+            .call_method1(intern!(py, "append"), ((triple.clone(), triple),))?;
+        return Ok(true);
+    }
+    let value = their_result.map_or_else(|| py.None(), Bound::unbind);
+    other.setattr(intern!(py, "result"), py.None())?;
+    let info = other.getattr(intern!(py, "_debugInfo"))?;
+    if !info.is_none() {
+        info.setattr(intern!(py, "failResult"), py.None())?;
+    }
+    let old = current.get().lock()?.result.replace(value);
+    drop(old);
+    Ok(false)
+}
+
+/// `chainDeferred`: Twisted's `current.result = target.callback(current.result)`,
+/// without the recursion.  Returns true if `target`'s chain must now run (as a `Call`
+/// frame); `current`'s result has been replaced by what the call returned.
+fn fire_chained(
+    py: Python<'_>,
+    start: &Bound<'_, Deferred>,
+    current: &Bound<'_, Deferred>,
+    target: &Bound<'_, Deferred>,
+    result: Bound<'_, PyAny>,
+) -> PyResult<bool> {
+    current.get().lock()?.running = true;
+    let fired = start_chained(py, target, result);
+    let (new_result, run) = match fired {
+        Ok(run) => (py.None(), run),
+        Err(err) => (make_failure(py, start, &err)?.unbind(), false),
+    };
+    let old = {
+        let mut st = current.get().lock()?;
+        st.running = run;
+        st.result.replace(new_result)
+    };
+    drop(old);
+    Ok(run)
+}
+
+/// `_startRunCallbacks` on a chained target, up to (not including) running its
+/// callbacks.  Returns whether its callbacks should run now.
+fn start_chained(py: Python<'_>, target: &Bound<'_, Deferred>, result: Bound<'_, PyAny>) -> PyResult<bool> {
+    {
+        let mut st = target.get().lock()?;
+        if st.called {
+            if st.suppress_already_called {
+                st.suppress_already_called = false;
+                return Ok(false);
+            }
+            drop(st);
+            // Let `callback` raise its AlreadyCalledError, with debug details.
+            crate::deferred::start_run(target, result)?;
+            return Ok(false);
+        }
+    }
+    if debug_enabled(target.as_any())? {
+        let info = ensure_debug_info(target)?;
+        info.setattr(intern!(py, "invoker"), imports::format_stack(py)?)?;
+    }
+    let (old_canceller, old_result, running) = {
+        let mut st = target.get().lock()?;
+        st.called = true;
+        (st.canceller.take(), st.result.replace(result.unbind()), st.running)
+    };
+    drop(old_canceller);
+    drop(old_result);
+    Ok(!running)
+}
+
+/// Keep the `DebugInfo`'s record of an unhandled failure in step with the result.
+fn update_debug_info(py: Python<'_>, current: &Bound<'_, Deferred>) -> PyResult<()> {
+    let (result, info) = {
+        let st = current.get().lock()?;
+        (
+            st.result.as_ref().map(|r| r.clone_ref(py)),
+            st.debug_info.as_ref().map(|i| i.clone_ref(py)),
+        )
+    };
+    let failed = match &result {
+        Some(r) => imports::is_failure(r.bind(py))?,
+        None => false,
+    };
+    if failed {
+        let info = ensure_debug_info(current)?;
+        info.setattr(intern!(py, "failResult"), result)?;
+    } else if let Some(info) = info {
+        info.bind(py).setattr(intern!(py, "failResult"), py.None())?;
+    }
+    Ok(())
+}
