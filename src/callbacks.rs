@@ -179,6 +179,15 @@ impl Entry {
         }
     }
 
+    /// Does running this entry call user code (so that the Deferred counts as
+    /// running its callbacks meanwhile)?
+    pub fn calls_user_code(&self) -> bool {
+        matches!(
+            self,
+            Entry::Callback(_) | Entry::Errback(_) | Entry::Both(_) | Entry::Pair(_)
+        )
+    }
+
     pub fn clone_ref(&self, py: Python<'_>) -> Self {
         match self {
             Entry::Callback(c) => Entry::Callback(c.clone_ref(py)),

@@ -105,6 +105,8 @@ fn already_called(d: &Bound<'_, Deferred>) -> PyResult<PyErr> {
 /// Twisted's `_startRunCallbacks`: fire `d` with `result` and run its callbacks.
 pub fn start_run(d: &Bound<'_, Deferred>, result: Bound<'_, PyAny>) -> PyResult<()> {
     let py = d.py();
+    let debug = debug_enabled(d.as_any())?;
+    let (old_canceller, old_result);
     {
         let mut st = d.get().lock()?;
         if st.called {
@@ -115,17 +117,15 @@ pub fn start_run(d: &Bound<'_, Deferred>, result: Bound<'_, PyAny>) -> PyResult<
             drop(st);
             return Err(already_called(d)?);
         }
-    }
-    if debug_enabled(d.as_any())? {
-        let info = ensure_debug_info(d)?;
-        info.setattr(intern!(py, "invoker"), imports::format_stack(py)?)?;
-    }
-    let (old_canceller, old_result);
-    {
-        let mut st = d.get().lock()?;
-        if st.called {
+        if debug {
             drop(st);
-            return Err(already_called(d)?);
+            let info = ensure_debug_info(d)?;
+            info.setattr(intern!(py, "invoker"), imports::format_stack(py)?)?;
+            st = d.get().lock()?;
+            if st.called {
+                drop(st);
+                return Err(already_called(d)?);
+            }
         }
         st.called = true;
         // Drop the canceller to avoid reference cycles: it is never called once fired.

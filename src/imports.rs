@@ -37,13 +37,15 @@ pub fn failure_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
     FAILURE.import(py, "twisted.python.failure", "Failure")
 }
 
-/// `isinstance(obj, Failure)`, with the exact-type check first.
+/// `isinstance(obj, Failure)`, by the object's real type: the exact-type check first,
+/// then the MRO (no `__class__` lookup, so no Python code runs).
 pub fn is_failure(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
     let ft = failure_type(obj.py())?;
-    if obj.get_type().is(ft) {
+    let ty = obj.get_type();
+    if ty.is(ft) {
         return Ok(true);
     }
-    obj.is_instance(ft)
+    ty.is_subclass(ft)
 }
 
 /// `Failure(value, type, tb, captureVars)` built from a caught Python error.

@@ -14,7 +14,8 @@ use pyo3::intern;
 
 use crate::callback_view::Resume;
 use crate::callbacks::{Entry, Step};
-use crate::deferred::{debug_enabled, ensure_debug_info, Deferred};
+use crate::deferred::{debug_enabled, ensure_debug_info, Deferred, State};
+use smallvec::SmallVec;
 use crate::imports;
 
 const SELF_RETURN_WARNING: &str = "Callback returned the Deferred it was attached to; this breaks \
@@ -45,22 +46,50 @@ struct Frame {
     resume: bool,
 }
 
+/// The next entry to run, or what `finish` needs to know once there is none.
+enum Next {
+    Run(Entry, Py<PyAny>),
+    /// The chain is exhausted; `has_info` tells whether a `DebugInfo` exists.
+    Done { has_info: bool },
+}
+
+/// Pop the next entry of `st`, flagging the Deferred as running a user callback if
+/// the entry calls one (cleared when its result is stored).
+fn pop_next(py: Python<'_>, st: &mut State) -> Next {
+    match st.callbacks.pop_front() {
+        Some(entry) => {
+            st.running = entry.calls_user_code();
+            let result = st.result.as_ref().map_or_else(|| py.None(), |r| r.clone_ref(py));
+            Next::Run(entry, result)
+        }
+        None => Next::Done {
+            has_info: st.debug_info.is_some(),
+        },
+    }
+}
+
+fn pop_next_locked(py: Python<'_>, d: &Bound<'_, Deferred>) -> PyResult<Next> {
+    let mut st = d.get().lock()?;
+    Ok(pop_next(py, &mut st))
+}
+
 /// Run the callbacks of `start` (Twisted's `Deferred._runCallbacks`).
 pub fn run_callbacks(start: &Bound<'_, Deferred>) -> PyResult<()> {
-    if start.get().lock()?.running {
-        // Don't recursively run callbacks.
-        return Ok(());
-    }
     let py = start.py();
-    let mut stack = vec![Frame {
+    let mut stack: SmallVec<[Frame; 4]> = SmallVec::new();
+    stack.push(Frame {
         d: start.clone().unbind(),
         kind: Kind::Root,
         resume: false,
-    }];
+    });
     let outcome = run_stack(py, start, &mut stack);
     if outcome.is_err() {
-        // An internal error escaped: no Deferred below a `Call` frame is running
-        // its callbacks any more.
+        // An error escaped: nothing on the stack is running its callbacks any more.
+        if let Some(top) = stack.last() {
+            if let Ok(mut st) = top.d.get().lock() {
+                st.running = false;
+            }
+        }
         for pair in stack.windows(2) {
             if pair[1].kind == Kind::Call {
                 if let Ok(mut st) = pair[0].d.get().lock() {
@@ -72,14 +101,20 @@ pub fn run_callbacks(start: &Bound<'_, Deferred>) -> PyResult<()> {
     outcome
 }
 
-fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut Vec<Frame>) -> PyResult<()> {
+fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[Frame; 4]>) -> PyResult<()> {
     'frames: while let Some(top) = stack.last_mut() {
         let current = top.d.bind(py).clone();
         let resumed = std::mem::replace(&mut top.resume, false);
-        if !resumed {
-            let old_chained;
-            {
-                let mut st = current.get().lock()?;
+        let is_root = top.kind == Kind::Root && stack.len() == 1;
+        let (mut next, old_chained) = {
+            let mut st = current.get().lock()?;
+            if is_root && !resumed && st.running {
+                // Don't recursively run callbacks.
+                return Ok(());
+            }
+            let old_chained = if resumed {
+                None
+            } else {
                 if st.paused != 0 {
                     // This Deferred isn't going to produce a result at all; everything
                     // up to the nearest nested call waits with it.
@@ -87,68 +122,28 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut Vec<Frame>
                     unwind_to_call(stack)?;
                     continue 'frames;
                 }
-                old_chained = st.chained_to.take();
-            }
-            drop(old_chained);
-        }
+                st.chained_to.take()
+            };
+            (pop_next(py, &mut st), old_chained)
+        };
+        drop(old_chained);
 
+        // Whether the current result is a Failure, when known.
+        let mut result_is_failure: Option<bool> = None;
         let mut finished = true;
-        loop {
-            let (entry, result) = {
-                let mut st = current.get().lock()?;
-                let Some(entry) = st.callbacks.pop_front() else {
-                    break;
-                };
-                (entry, st.result.as_ref().map(|r| r.clone_ref(py)))
+        let has_info = loop {
+            let taken = std::mem::replace(&mut next, Next::Done { has_info: false });
+            let (entry, result) = match taken {
+                Next::Run(entry, result) => (entry, result.into_bound(py)),
+                Next::Done { has_info } => break has_info,
             };
-            let result = match result {
-                Some(r) => r.into_bound(py),
-                None => py.None().into_bound(py),
+            let is_fail = match result_is_failure.take() {
+                Some(known) => known,
+                None => imports::is_failure(&result)?,
             };
-            let is_fail = imports::is_failure(&result)?;
             match entry.step(is_fail) {
-                Step::Continue(chainee) => {
-                    let chainee = chainee.bind(py).clone();
-                    hand_over(py, &current, &chainee)?;
-                    stack.push(Frame {
-                        d: chainee.unbind(),
-                        kind: Kind::Continue,
-                        resume: false,
-                    });
-                    finished = false;
-                    break;
-                }
-                Step::ForeignContinue(waiting) => {
-                    // A pure-Python Twisted Deferred waits on this one: give it the
-                    // result and let its own loop carry on.
-                    let waiting = waiting.bind(py).clone();
-                    let value = take_result(py, &current)?;
-                    waiting.setattr(intern!(py, "result"), value)?;
-                    waiting.call_method0(intern!(py, "unpause"))?;
-                }
-                Step::Chain(target) => {
-                    let target = target.bind(py).clone();
-                    if fire_chained(py, start, &current, &target, result)? {
-                        stack.push(Frame {
-                            d: target.unbind(),
-                            kind: Kind::Call,
-                            resume: false,
-                        });
-                        finished = false;
-                        break;
-                    }
-                }
-                Step::PassThrough => {
-                    // Twisted calls `passthru`/`_failthru`, which return the result
-                    // unchanged: a Deferred result is then chained like any other.
-                    if !is_fail && is_deferred(&result) && chain_on(py, &current, &result)? {
-                        break;
-                    }
-                }
                 Step::Call(call) => {
-                    current.get().lock()?.running = true;
                     let returned = call.invoke(py, result);
-                    current.get().lock()?.running = false;
                     let new_result = match returned {
                         Ok(value) => {
                             if value.is(&current) {
@@ -162,22 +157,81 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut Vec<Frame>
                         }
                         Err(err) => make_failure(py, start, &err)?,
                     };
-                    let old = current
-                        .get()
-                        .lock()?
-                        .result
-                        .replace(new_result.clone().unbind());
+                    let new_is_fail = imports::is_failure(&new_result)?;
+                    let new_is_deferred = !new_is_fail && is_deferred(&new_result);
+                    let old = {
+                        let mut st = current.get().lock()?;
+                        st.running = false;
+                        let old = st.result.replace(new_result.clone().unbind());
+                        if !new_is_deferred {
+                            next = pop_next(py, &mut st);
+                        }
+                        old
+                    };
                     drop(old);
-                    if is_deferred(&new_result) && chain_on(py, &current, &new_result)? {
-                        break;
+                    drop(entry);
+                    if new_is_deferred {
+                        if chain_on(py, &current, &new_result)? {
+                            break current.get().lock()?.debug_info.is_some();
+                        }
+                        next = pop_next_locked(py, &current)?;
+                    } else {
+                        result_is_failure = Some(new_is_fail);
                     }
                 }
+                Step::PassThrough => {
+                    current.get().lock()?.running = false;
+                    // Twisted calls `passthru`/`_failthru`, which return the result
+                    // unchanged: a Deferred result is then chained like any other.
+                    if !is_fail && is_deferred(&result) {
+                        if chain_on(py, &current, &result)? {
+                            break current.get().lock()?.debug_info.is_some();
+                        }
+                    } else {
+                        result_is_failure = Some(is_fail);
+                    }
+                    next = pop_next_locked(py, &current)?;
+                }
+                Step::Continue(chainee) => {
+                    let chainee = chainee.bind(py).clone();
+                    hand_over(py, &current, &chainee)?;
+                    stack.push(Frame {
+                        d: chainee.unbind(),
+                        kind: Kind::Continue,
+                        resume: false,
+                    });
+                    finished = false;
+                    break false;
+                }
+                Step::ForeignContinue(waiting) => {
+                    // A pure-Python Twisted Deferred waits on this one: give it the
+                    // result and let its own loop carry on.
+                    let waiting = waiting.bind(py).clone();
+                    let value = take_result(py, &current)?;
+                    waiting.setattr(intern!(py, "result"), value)?;
+                    waiting.call_method0(intern!(py, "unpause"))?;
+                    next = pop_next_locked(py, &current)?;
+                }
+                Step::Chain(target) => {
+                    let target = target.bind(py).clone();
+                    if fire_chained(py, start, &current, &target, result)? {
+                        stack.push(Frame {
+                            d: target.unbind(),
+                            kind: Kind::Call,
+                            resume: false,
+                        });
+                        finished = false;
+                        break false;
+                    }
+                    next = pop_next_locked(py, &current)?;
+                }
             }
-            drop(entry);
-        }
+        };
 
         if finished {
-            update_debug_info(py, &current)?;
+            if result_is_failure != Some(false) || has_info {
+                update_debug_info(py, &current)?;
+            }
             let frame = stack.pop();
             if frame.is_some_and(|f| f.kind == Kind::Call) {
                 returned_from_call(stack)?;
@@ -189,7 +243,7 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut Vec<Frame>
 
 /// Twisted returns from `_runCallbacks` when it meets a paused Deferred: drop the frames
 /// of this (emulated) invocation, up to and including the nearest `Call` frame.
-fn unwind_to_call(stack: &mut Vec<Frame>) -> PyResult<()> {
+fn unwind_to_call(stack: &mut SmallVec<[Frame; 4]>) -> PyResult<()> {
     while let Some(frame) = stack.pop() {
         if frame.kind == Kind::Call {
             return returned_from_call(stack);
