@@ -80,12 +80,12 @@ impl Call {
         match (args, kwargs) {
             (None, None) => func.call1((result,)),
             (Some(a), None) if is_tuple_of_len(a, 1) => {
-                let a = a.cast::<PyTuple>()?;
-                func.call1((result, a.get_item(0)?))
+                let a = a.cast::<PyTuple>()?.as_slice();
+                func.call1((result, &a[0]))
             }
             (Some(a), None) if is_tuple_of_len(a, 2) => {
-                let a = a.cast::<PyTuple>()?;
-                func.call1((result, a.get_item(0)?, a.get_item(1)?))
+                let a = a.cast::<PyTuple>()?.as_slice();
+                func.call1((result, &a[0], &a[1]))
             }
             (a, k) => {
                 let mut all = vec![result];

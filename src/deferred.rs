@@ -7,7 +7,6 @@
 //! can therefore re-enter the same Deferred freely, and misuse from several threads
 //! yields Python exceptions, never a deadlock or memory corruption.
 
-use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use pyo3::exceptions::{PyAttributeError, PyDeprecationWarning};
 use pyo3::prelude::*;
@@ -58,14 +57,17 @@ pub struct Deferred {
     state: Mutex<State>,
 }
 
+/// The lock around a Deferred's state.  Only ever taken with `try_lock` (it never
+/// spins): on a GIL build it is never contended, because no Python code runs while it
+/// is held; if it ever were, the caller gets a `RuntimeError` instead of a deadlock.
+/// Unlocking is a plain release store, cheaper than `std::sync::Mutex`'s.
+type Mutex<T> = spin::Mutex<T>;
+pub type StateGuard<'a> = spin::MutexGuard<'a, State>;
+
 impl Deferred {
     /// Lock the state.  Never held across a call into Python (see the module docs).
-    pub fn lock(&self) -> Result<MutexGuard<'_, State>, InternalError> {
-        match self.state.try_lock() {
-            Ok(guard) => Ok(guard),
-            Err(TryLockError::Poisoned(poisoned)) => Ok(poisoned.into_inner()),
-            Err(TryLockError::WouldBlock) => Err(InternalError::Busy),
-        }
+    pub fn lock(&self) -> Result<StateGuard<'_>, InternalError> {
+        self.state.try_lock().ok_or(InternalError::Busy)
     }
 }
 
@@ -677,7 +679,7 @@ impl Deferred {
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         // Never blocks: on a GIL build the state is never locked while the collector
         // runs (no Python code runs under the lock); if it were, skip this round.
-        let Ok(st) = self.state.try_lock() else {
+        let Some(st) = self.state.try_lock() else {
             return Ok(());
         };
         visit.call(&st.result)?;
@@ -689,14 +691,14 @@ impl Deferred {
 
     fn __clear__(&self) {
         let taken = match self.state.try_lock() {
-            Ok(mut st) => Some((
+            Some(mut st) => Some((
                 st.result.take(),
                 st.canceller.take(),
                 st.chained_to.take(),
                 st.debug_info.take(),
                 st.callbacks.take(),
             )),
-            Err(_) => None,
+            None => None,
         };
         drop(taken);
     }

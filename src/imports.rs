@@ -7,6 +7,7 @@
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyTuple, PyType};
+use pyo3::PyTypeInfo;
 
 pyo3::import_exception!(twisted.internet.defer, AlreadyCalledError);
 pyo3::import_exception!(twisted.internet.defer, CancelledError);
@@ -35,17 +36,6 @@ pub static FOREIGN: PyOnceLock<Foreign> = PyOnceLock::new();
 
 pub fn failure_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
     FAILURE.import(py, "twisted.python.failure", "Failure")
-}
-
-/// `isinstance(obj, Failure)`, by the object's real type: the exact-type check first,
-/// then the MRO (no `__class__` lookup, so no Python code runs).
-pub fn is_failure(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
-    let ft = failure_type(obj.py())?;
-    let ty = obj.get_type();
-    if ty.is(ft) {
-        return Ok(true);
-    }
-    ty.is_subclass(ft)
 }
 
 /// `Failure(value, type, tb, captureVars)` built from a caught Python error.
@@ -107,13 +97,50 @@ pub fn foreign(py: Python<'_>) -> PyResult<&Foreign> {
     })
 }
 
-/// Is `obj` an instance of Twisted's pure-Python `Deferred` (or a subclass of it)?
-/// Walks the type's MRO by identity: no `__instancecheck__`, no Python code.
-pub fn is_foreign_deferred(obj: &Bound<'_, PyAny>) -> bool {
-    let Some(foreign) = FOREIGN.get(obj.py()) else {
-        return false;
+/// What kind of object a callback produced, as far as the callback chain cares.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ResultKind {
+    Plain,
+    /// An instance of `twisted.python.failure.Failure` (or a subclass).
+    Failure,
+    /// A txdefer `Deferred` (or a subclass).
+    Deferred,
+    /// Twisted's pure-Python `Deferred` (or a subclass).
+    ForeignDeferred,
+}
+
+/// Classify `obj` by its real type in one walk of the MRO, by identity: no
+/// `__instancecheck__`, no `__class__` lookup, no Python code.
+pub fn classify(obj: &Bound<'_, PyAny>) -> PyResult<ResultKind> {
+    let py = obj.py();
+    let failure = failure_type(py)?.as_ptr();
+    let native = crate::deferred::Deferred::type_object_raw(py).cast::<pyo3::ffi::PyObject>();
+    let foreign = FOREIGN
+        .get(py)
+        .map_or(std::ptr::null_mut(), |f| f.deferred_type.as_ptr());
+    let check = |t: *mut pyo3::ffi::PyObject| {
+        if t == native {
+            Some(ResultKind::Deferred)
+        } else if t == failure {
+            Some(ResultKind::Failure)
+        } else if t == foreign {
+            Some(ResultKind::ForeignDeferred)
+        } else {
+            None
+        }
     };
-    let target = foreign.deferred_type.as_ptr();
+    if let Some(kind) = check(obj.get_type_ptr().cast()) {
+        return Ok(kind);
+    }
     let mro: Bound<'_, PyTuple> = obj.get_type().mro();
-    mro.iter().any(|t| t.as_ptr() == target)
+    Ok(mro
+        .as_slice()
+        .iter()
+        .find_map(|t| check(t.as_ptr()))
+        .unwrap_or(ResultKind::Plain))
+}
+
+/// `isinstance(obj, Failure)`, by the object's real type.
+pub fn is_failure(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    Ok(classify(obj)? == ResultKind::Failure)
 }

@@ -16,14 +16,17 @@ use crate::callback_view::Resume;
 use crate::callbacks::{Entry, Step};
 use crate::deferred::{debug_enabled, ensure_debug_info, Deferred, State};
 use smallvec::SmallVec;
-use crate::imports;
+use crate::imports::{self, ResultKind};
 
 const SELF_RETURN_WARNING: &str = "Callback returned the Deferred it was attached to; this breaks \
      the callback chain and will raise an exception in the future.";
 
 /// Is `obj` a Deferred (txdefer's, or Twisted's pure-Python one)?  C-level checks only.
 pub fn is_deferred(obj: &Bound<'_, PyAny>) -> bool {
-    obj.is_instance_of::<Deferred>() || imports::is_foreign_deferred(obj)
+    matches!(
+        imports::classify(obj),
+        Ok(ResultKind::Deferred | ResultKind::ForeignDeferred)
+    )
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -157,8 +160,9 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
                         }
                         Err(err) => make_failure(py, start, &err)?,
                     };
-                    let new_is_fail = imports::is_failure(&new_result)?;
-                    let new_is_deferred = !new_is_fail && is_deferred(&new_result);
+                    let kind = imports::classify(&new_result)?;
+                    let new_is_fail = kind == ResultKind::Failure;
+                    let new_is_deferred = matches!(kind, ResultKind::Deferred | ResultKind::ForeignDeferred);
                     let old = {
                         let mut st = current.get().lock()?;
                         st.running = false;
