@@ -52,7 +52,13 @@ pub struct State {
 /// When creating a Deferred, you may provide a canceller function, which will be
 /// called by `d.cancel()` to let you do any clean-up necessary if the user decides
 /// not to wait for the deferred to complete.
-#[pyclass(module = "txdefer", name = "Deferred", subclass, weakref, dict, frozen, generic)]
+///
+/// This compiled class is the base of `txdefer.Deferred`, a plain Python subclass
+/// that adds the instance `__dict__`.  (PyO3's own `dict` slot is not used: on CPython
+/// 3.11 the dict is then created while the new object is already tracked by the
+/// garbage collector but not yet initialised, and a collection at that moment would
+/// traverse uninitialised state.)
+#[pyclass(module = "txdefer._core", name = "DeferredBase", subclass, weakref, frozen, generic)]
 pub struct Deferred {
     state: Mutex<State>,
 }
@@ -299,8 +305,7 @@ impl Deferred {
         d: Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, Self>> {
         let py = slf.py();
-        let exact = d.get_type().is(&py.get_type::<Deferred>());
-        if exact {
+        if is_exact_public(&d) {
             let target = d.cast::<Deferred>()?;
             let old = target
                 .get()
@@ -388,7 +393,7 @@ impl Deferred {
             }
             if !slf.get().lock()?.called {
                 let failure = imports::failure_of(&CancelledError::new_err(()).into_value(py).into_bound(py).into_any())?;
-                if slf.get_type().is(&py.get_type::<Deferred>()) {
+                if is_exact_public(slf.as_any()) {
                     start_run(slf, failure)?;
                 } else {
                     slf.call_method1(intern!(py, "errback"), (failure,))?;
@@ -709,17 +714,38 @@ impl Deferred {
 /// Like Twisted's, this sets the result directly: no callbacks run and a `Failure`
 /// given here is not recorded as an unhandled error.
 #[pyfunction]
-pub fn succeed(py: Python<'_>, result: Bound<'_, PyAny>) -> PyResult<Py<Deferred>> {
-    let mut state = State::default();
-    state.result = Some(result.unbind());
-    state.called = true;
-    let d = Py::new(py, Deferred { state: Mutex::new(state) })?;
-    if debug_enabled(d.bind(py).as_any())? {
-        let info = imports::new_debug_info(py)?;
-        info.setattr(intern!(py, "creator"), imports::format_stack(py)?)?;
-        d.get().lock()?.debug_info = Some(info.unbind());
-    }
+pub fn succeed<'py>(py: Python<'py>, result: Bound<'py, PyAny>) -> PyResult<Bound<'py, Deferred>> {
+    // Instantiating the public class runs `__init__`, which records the creator
+    // stack in debug mode, as Twisted's `succeed` does.
+    let d = public_type(py)?.call0()?.cast_into::<Deferred>()?;
+    let old = {
+        let mut st = d.get().lock()?;
+        st.called = true;
+        st.result.replace(result.unbind())
+    };
+    drop(old);
     Ok(d)
+}
+
+static PUBLIC: pyo3::sync::PyOnceLock<Py<PyType>> = pyo3::sync::PyOnceLock::new();
+
+/// The public `txdefer.Deferred` (registered by `_register_public`).
+pub fn public_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    PUBLIC
+        .get(py)
+        .map(|t| t.bind(py))
+        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("txdefer.Deferred is not registered"))
+}
+
+pub fn register_public(cls: Bound<'_, PyType>) {
+    let _ = PUBLIC.set(cls.py(), cls.unbind());
+}
+
+/// Is `obj` exactly a `txdefer.Deferred` (not a subclass that may override methods)?
+pub fn is_exact_public(obj: &Bound<'_, PyAny>) -> bool {
+    PUBLIC
+        .get(obj.py())
+        .is_some_and(|t| obj.get_type_ptr().cast::<pyo3::ffi::PyObject>() == t.as_ptr())
 }
 
 static SUBCLASSES: pyo3::sync::PyOnceLock<Py<PyList>> = pyo3::sync::PyOnceLock::new();
@@ -727,8 +753,6 @@ static SUBCLASSES: pyo3::sync::PyOnceLock<Py<PyList>> = pyo3::sync::PyOnceLock::
 /// `_DEFERRED_SUBCLASSES`: `Deferred` and every subclass of it, in creation order.
 pub fn subclasses(py: Python<'_>) -> PyResult<&Bound<'_, PyList>> {
     SUBCLASSES
-        .get_or_try_init(py, || {
-            PyList::new(py, [py.get_type::<Deferred>()]).map(Bound::unbind)
-        })
+        .get_or_try_init(py, || Ok::<_, PyErr>(PyList::empty(py).unbind()))
         .map(|l| l.bind(py))
 }

@@ -118,8 +118,9 @@ pub fn classify(obj: &Bound<'_, PyAny>) -> PyResult<ResultKind> {
     let foreign = FOREIGN
         .get(py)
         .map_or(std::ptr::null_mut(), |f| f.deferred_type.as_ptr());
+    let public = crate::deferred::public_type(py).map_or(std::ptr::null_mut(), |t| t.as_ptr());
     let check = |t: *mut pyo3::ffi::PyObject| {
-        if t == native {
+        if t == public || t == native {
             Some(ResultKind::Deferred)
         } else if t == failure {
             Some(ResultKind::Failure)

@@ -34,6 +34,12 @@ fn _is_deferred(obj: &Bound<'_, PyAny>) -> bool {
     runner::is_deferred(obj)
 }
 
+/// Register the public `txdefer.Deferred` (the Python subclass of `DeferredBase`).
+#[pyfunction]
+fn _register_public(cls: Bound<'_, pyo3::types::PyType>) {
+    deferred::register_public(cls);
+}
+
 /// Hand the extension the pieces of Twisted's pure-Python implementation it
 /// interoperates with.  Called once by `txdefer/__init__.py`, before `install()` can
 /// rebind anything in `twisted.internet.defer`.
@@ -78,6 +84,7 @@ mod _core {
         let py = m.py();
         m.add("_DEFERRED_SUBCLASSES", super::deferred::subclasses(py)?)?;
         m.add_function(pyo3::wrap_pyfunction!(super::_configure, m)?)?;
+        m.add_function(pyo3::wrap_pyfunction!(super::_register_public, m)?)?;
         Ok(())
     }
 }

@@ -13,12 +13,13 @@ import twisted.internet.defer as _tdefer
 
 from txdefer import _core
 
-if _tdefer.Deferred is not _core.Deferred:
+if not issubclass(_tdefer.Deferred, _core.DeferredBase):
     # Captured before install() can rebind anything in twisted.internet.defer: the
     # pure-Python class, so that its instances chain with ours.
     _core._configure(_tdefer.Deferred, _tdefer._CONTINUE, _tdefer._NONE_KWARGS)
 
-from txdefer._core import Deferred, passthru, succeed  # noqa: E402
+from txdefer._core import passthru, succeed  # noqa: E402
+from txdefer._deferred import Deferred  # noqa: E402
 from txdefer._defer import (  # noqa: E402
     FAILURE,
     SUCCESS,

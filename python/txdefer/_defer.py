@@ -37,12 +37,12 @@ from twisted.python.failure import Failure
 
 from txdefer._core import (
     _DEFERRED_SUBCLASSES,
-    Deferred,
     _failthru,
     _is_deferred,
     passthru,
     succeed,
 )
+from txdefer._deferred import Deferred
 from txdefer._support import (  # noqa: F401  (re-exported)
     _cancellableInlineCallbacks,
     _inlineCallbacks,

@@ -11,7 +11,8 @@ import warnings
 import twisted.internet.defer as _tdefer
 
 from txdefer import _defer, _support
-from txdefer._core import _DEFERRED_SUBCLASSES, Deferred
+from txdefer._core import _DEFERRED_SUBCLASSES
+from txdefer._deferred import Deferred
 
 #: Names of ``twisted.internet.defer`` that install() rebinds to txdefer's objects.
 #: Everything else (exception classes, ``returnValue``, ``FirstError``, ``DebugInfo``,

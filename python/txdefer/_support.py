@@ -26,7 +26,8 @@ from twisted.internet.defer import (
 )
 from twisted.python.failure import Failure, _extraneous
 
-from txdefer._core import _DEFERRED_SUBCLASSES, Deferred, _is_deferred
+from txdefer._core import _DEFERRED_SUBCLASSES, _is_deferred
+from txdefer._deferred import Deferred
 
 
 def addTimeout(self, timeout, clock, onTimeoutCancel=None):
