@@ -8,10 +8,14 @@ subclass adds the instance ``__dict__`` that Twisted's ``Deferred`` has (e.g. fo
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from txdefer import _core
 
+_T = TypeVar("_T")
 
-class Deferred(_core.DeferredBase):
+
+class Deferred(_core.DeferredBase[_T]):
     __doc__ = _core.DeferredBase.__doc__
 
 

@@ -1,0 +1,135 @@
+"""Type stub for the compiled module ``txdefer._core``."""
+
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
+from typing import Any, Generic, TypeVar, final, overload
+
+from typing_extensions import disjoint_base
+
+from twisted.python.failure import Failure
+from typing_extensions import Concatenate, ParamSpec, Self
+
+from txdefer._deferred import Deferred
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+_P = ParamSpec("_P")
+
+@disjoint_base
+class DeferredBase(Awaitable[_T], Generic[_T]):
+    """
+    The compiled implementation of ``txdefer.Deferred`` (use that class).
+    """
+
+    debug: bool
+    called: bool
+    paused: int
+    result: Any
+    _chainedTo: DeferredBase[Any] | None
+    _canceller: Callable[[Any], object] | None
+    _debugInfo: Any
+    _suppressAlreadyCalled: bool
+    _runningCallbacks: bool
+    _callbacks: CallbackList
+    @property
+    def callbacks(self) -> CallbackList: ...
+    def __init__(self, canceller: Callable[[Any], object] | None = None) -> None: ...
+    def __class_getitem__(cls, key: Any) -> Any: ...
+    @overload
+    def addCallback(
+        self,
+        callback: Callable[Concatenate[_T, _P], DeferredBase[_R]],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> Deferred[_R]: ...
+    @overload
+    def addCallback(
+        self,
+        callback: Callable[Concatenate[_T, _P], Failure | _R],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> Deferred[_R]: ...
+    def addErrback(
+        self,
+        errback: Callable[Concatenate[Failure, _P], object],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> Deferred[Any]: ...
+    def addBoth(
+        self,
+        callback: Callable[Concatenate[Any, _P], object],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> Deferred[Any]: ...
+    def addCallbacks(
+        self,
+        callback: Callable[..., object],
+        errback: Callable[..., object] | None = None,
+        callbackArgs: tuple[Any, ...] | None = None,
+        callbackKeywords: Any = None,
+        errbackArgs: tuple[Any, ...] | None = None,
+        errbackKeywords: Any = None,
+    ) -> Deferred[Any]: ...
+    def addTimeout(
+        self,
+        timeout: float,
+        clock: Any,
+        onTimeoutCancel: Callable[[Any, float], object] | None = None,
+    ) -> Deferred[Any]: ...
+    def chainDeferred(self, d: DeferredBase[_T]) -> Deferred[None]: ...
+    def callback(self, result: _T | Failure) -> None: ...
+    def errback(self, fail: Failure | BaseException | None = None) -> None: ...
+    def pause(self) -> None: ...
+    def unpause(self) -> None: ...
+    def cancel(self) -> None: ...
+    def asFuture(self, loop: Any) -> Any: ...
+    @classmethod
+    def fromFuture(cls, future: Any) -> Self: ...
+    @classmethod
+    def fromCoroutine(
+        cls,
+        coro: Coroutine[Any, Any, _R] | Generator[Any, Any, _R],
+    ) -> Deferred[_R]: ...
+    def __iter__(self) -> Generator[Any, None, _T]: ...
+    def __await__(self) -> Generator[Any, None, _T]: ...
+    def _runCallbacks(self) -> None: ...
+
+@final
+class CallbackList:
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int, /) -> tuple[Any, Any]: ...
+    def __iter__(self) -> Iterator[tuple[Any, Any]]: ...
+    def append(self, pair: tuple[Any, Any]) -> None: ...
+    def extend(self, pairs: Any) -> None: ...
+    def pop(self, index: int = ...) -> tuple[Any, Any]: ...
+    def clear(self) -> None: ...
+
+@final
+class DeferredIterator(Iterator[Any]):
+    def __next__(self) -> Any: ...
+    def send(self, _value: object) -> Any: ...
+    def close(self) -> None: ...
+@final
+class Resume:
+    def __call__(self, result: object) -> None: ...
+
+__all__ = [
+    "CallbackList",
+    "DeferredBase",
+    "DeferredIterator",
+    "Resume",
+    "_failthru",
+    "_is_deferred",
+    "passthru",
+    "succeed",
+    "_DEFERRED_SUBCLASSES",
+    "_configure",
+    "_register_public",
+]
+_DEFERRED_SUBCLASSES: list[type[DeferredBase[Any]]]
+
+def succeed(result: _T) -> Deferred[_T]: ...
+def passthru(arg: _T) -> _T: ...
+def _failthru(arg: _T) -> _T: ...
+def _is_deferred(obj: object) -> bool: ...
+def _configure(deferred_type: type, continue_marker: object, none_kwargs: object) -> None: ...
+def _register_public(cls: type) -> None: ...

@@ -1,0 +1,56 @@
+"""
+The type stubs: they match the compiled module (mypy's stubtest), and
+``Deferred[int]`` type-checks as Twisted users write it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mypy")
+
+
+def test_stub_matches_the_compiled_module() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy.stubtest", "txdefer._core"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_deferred_of_int_type_checks(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        textwrap.dedent(
+            """
+            from txdefer import Deferred, succeed
+
+            def add_one(x: int) -> int:
+                return x + 1
+
+            d: Deferred[int] = Deferred()
+            d2: Deferred[int] = d.addCallback(add_one)
+            reveal_type(d2)
+            s: Deferred[str] = succeed("x")
+
+            class Sub(Deferred[int]):
+                pass
+            """
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", str(sample)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout
+    assert 'Revealed type is "txdefer._deferred.Deferred[int]"' in proc.stdout
