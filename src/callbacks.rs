@@ -15,6 +15,7 @@ use pyo3::PyVisit;
 use pyo3::PyTraverseError;
 
 use crate::deferred::Deferred;
+use crate::imports;
 
 /// One callable with its extra arguments, as given to `addCallback(f, *args, **kwargs)`.
 pub struct Call {
@@ -27,6 +28,9 @@ pub struct Call {
 }
 
 impl Call {
+    /// Store `func` with its extra arguments.  `None` means none; the objects are
+    /// kept as given (a keywords mapping may still change before the call, as in
+    /// Twisted) except for an empty tuple of arguments.
     pub fn new(
         func: Bound<'_, PyAny>,
         args: Option<Bound<'_, PyAny>>,
@@ -36,10 +40,7 @@ impl Call {
             Some(a) if !a.is_none() && !is_empty_tuple(&a) => Some(a.unbind()),
             _ => None,
         };
-        let kwargs = match kwargs {
-            Some(k) if !k.is_none() && !is_empty_mapping(&k)? => Some(k.unbind()),
-            _ => None,
-        };
+        let kwargs = kwargs.filter(|k| !k.is_none()).map(Bound::unbind);
         Ok(Call {
             func: func.unbind(),
             args,
@@ -63,39 +64,39 @@ impl Call {
     ) -> PyResult<Bound<'py, PyAny>> {
         let func = self.func.bind(py);
         let args = self.args.as_ref().map(|a| a.bind(py));
-        let kwargs = match &self.kwargs {
+        let kwargs = self.kwargs.as_ref().map(|k| k.bind(py));
+        let args_tuple = match args {
             None => None,
-            Some(k) => {
-                let k = k.bind(py);
-                Some(match k.cast::<PyDict>() {
-                    Ok(d) => d.clone(),
-                    Err(_) => {
-                        let d = PyDict::new(py);
-                        d.update(k.cast::<pyo3::types::PyMapping>()?)?;
-                        d
-                    }
-                })
-            }
+            Some(a) => match a.cast::<PyTuple>() {
+                Ok(t) => Some(t),
+                Err(_) => return imports::call_general(func, result, args, kwargs),
+            },
         };
-        match (args, kwargs) {
+        let kwargs_dict = match kwargs {
+            None => None,
+            Some(k) => match k.cast::<PyDict>() {
+                Ok(d) if d.is_empty() => None,
+                Ok(d) => Some(d),
+                Err(_) => return imports::call_general(func, result, args, kwargs),
+            },
+        };
+        match (args_tuple, kwargs_dict) {
             (None, None) => func.call1((result,)),
-            (Some(a), None) if is_tuple_of_len(a, 1) => {
-                let a = a.cast::<PyTuple>()?.as_slice();
+            (Some(a), None) if a.len() == 1 => {
+                let a = a.as_slice();
                 func.call1((result, &a[0]))
             }
-            (Some(a), None) if is_tuple_of_len(a, 2) => {
-                let a = a.cast::<PyTuple>()?.as_slice();
+            (Some(a), None) if a.len() == 2 => {
+                let a = a.as_slice();
                 func.call1((result, &a[0], &a[1]))
             }
             (a, k) => {
                 let mut all = vec![result];
                 if let Some(a) = a {
-                    for item in a.try_iter()? {
-                        all.push(item?);
-                    }
+                    all.extend(a.as_slice().iter().cloned());
                 }
                 let tuple = PyTuple::new(py, all)?;
-                func.call(tuple, k.as_ref())
+                func.call(tuple, k)
             }
         }
     }
@@ -124,16 +125,7 @@ fn is_empty_tuple(obj: &Bound<'_, PyAny>) -> bool {
     obj.cast::<PyTuple>().map(|t| t.is_empty()).unwrap_or(false)
 }
 
-fn is_tuple_of_len(obj: &Bound<'_, PyAny>, n: usize) -> bool {
-    obj.cast::<PyTuple>().map(|t| t.len() == n).unwrap_or(false)
-}
 
-fn is_empty_mapping(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
-    if let Ok(d) = obj.cast::<PyDict>() {
-        return Ok(d.is_empty());
-    }
-    Ok(obj.len()? == 0)
-}
 
 /// One link of a Deferred's callback chain.
 pub enum Entry {

@@ -83,6 +83,15 @@ pub fn debug_enabled(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
     obj.getattr(intern!(obj.py(), "debug"))?.is_truthy()
 }
 
+/// `AttributeError` for a Deferred without a result, worded as Python words it.
+fn no_result_error(slf: &Bound<'_, Deferred>) -> PyErr {
+    let name = slf
+        .get_type()
+        .name()
+        .map_or_else(|_| "Deferred".to_owned(), |n| n.to_string());
+    PyAttributeError::new_err(format!("'{name}' object has no attribute 'result'"))
+}
+
 /// Get the `DebugInfo` of `d`, creating it if needed.
 pub fn ensure_debug_info<'py>(d: &Bound<'py, Deferred>) -> PyResult<Bound<'py, PyAny>> {
     let py = d.py();
@@ -282,7 +291,7 @@ impl Deferred {
                 } else {
                     // Twisted's `_failthru` is still called with the extra arguments
                     // (and fails with a TypeError, as it does there).
-                    let failthru = imports::foreign(py)?.failthru.clone_ref(py);
+                    let failthru = imports::foreign(py)?.twisted_failthru.clone_ref(py);
                     let eb = Call {
                         func: failthru,
                         ..eb_extra
@@ -511,26 +520,32 @@ impl Deferred {
     }
 
     #[getter]
-    fn get_result(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        match self.lock()?.result.as_ref() {
-            Some(r) => Ok(r.clone_ref(py)),
-            None => Err(PyAttributeError::new_err(
-                "'Deferred' object has no attribute 'result'",
-            )),
+    fn get_result(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        match slf.get().lock()?.result.as_ref() {
+            Some(r) => return Ok(r.clone_ref(py)),
+            None => {}
         }
+        Err(no_result_error(slf))
     }
 
     #[setter]
-    fn set_result(&self, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
-        let old = match value {
-            Some(v) => self.lock()?.result.replace(v.unbind()),
-            None => match self.lock()?.result.take() {
-                Some(old) => Some(old),
-                None => return Err(PyAttributeError::new_err("result")),
-            },
-        };
+    fn set_result(&self, value: Bound<'_, PyAny>) -> PyResult<()> {
+        let old = self.lock()?.result.replace(value.unbind());
         drop(old);
         Ok(())
+    }
+
+    #[deleter]
+    fn delete_result(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let old = slf.get().lock()?.result.take();
+        match old {
+            Some(old) => {
+                drop(old);
+                Ok(())
+            }
+            None => Err(no_result_error(slf)),
+        }
     }
 
     /// False until either `callback` or `errback` is called, True afterwards.

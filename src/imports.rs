@@ -30,6 +30,9 @@ pub struct Foreign {
     /// `txdefer._core.passthru` and `_failthru`, as Python objects.
     pub passthru: Py<PyAny>,
     pub failthru: Py<PyAny>,
+    /// Twisted's own `_failthru` (a Python function), called where its exact
+    /// argument errors are observable.
+    pub twisted_failthru: Py<PyAny>,
 }
 
 pub static FOREIGN: PyOnceLock<Foreign> = PyOnceLock::new();
@@ -85,6 +88,22 @@ pub fn warn_about_function(func: &Bound<'_, PyAny>, message: &str) -> PyResult<(
 
 /// The Python half of the package (`txdefer._support`): behaviour that is plain glue
 /// around the Deferred (futures, timeouts, the coroutine driver).
+/// `func(result, *args, **kwargs)` done by Python itself, for argument objects that
+/// are not a plain tuple and dict: errors then read exactly as in Twisted.
+pub fn call_general<'py>(
+    func: &Bound<'py, PyAny>,
+    result: Bound<'py, PyAny>,
+    args: Option<&Bound<'py, PyAny>>,
+    kwargs: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = func.py();
+    let empty = PyTuple::empty(py).into_any();
+    let none = py.None().into_bound(py);
+    support(py)?
+        .getattr(pyo3::intern!(py, "_call"))?
+        .call1((func, result, args.unwrap_or(&empty), kwargs.unwrap_or(&none)))
+}
+
 pub fn support(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
     SUPPORT
         .get_or_try_init(py, || py.import("txdefer._support").map(Bound::unbind))

@@ -50,6 +50,7 @@ fn _configure(
     deferred_type: Bound<'_, pyo3::types::PyType>,
     continue_marker: Bound<'_, PyAny>,
     none_kwargs: Bound<'_, PyAny>,
+    twisted_failthru: Bound<'_, PyAny>,
 ) -> PyResult<()> {
     let py = m.py();
     let foreign = imports::Foreign {
@@ -58,6 +59,7 @@ fn _configure(
         none_kwargs: none_kwargs.unbind(),
         passthru: m.getattr("passthru")?.unbind(),
         failthru: m.getattr("_failthru")?.unbind(),
+        twisted_failthru: twisted_failthru.unbind(),
     };
     // A second call (a reload) keeps the first configuration.
     let _ = imports::FOREIGN.set(py, foreign);

@@ -122,7 +122,7 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
                     // This Deferred isn't going to produce a result at all; everything
                     // up to the nearest nested call waits with it.
                     drop(st);
-                    unwind_to_call(stack)?;
+                    unwind_to_call(py, stack)?;
                     continue 'frames;
                 }
                 st.chained_to.take()
@@ -238,7 +238,7 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
             }
             let frame = stack.pop();
             if frame.is_some_and(|f| f.kind == Kind::Call) {
-                returned_from_call(stack)?;
+                returned_from_call(py, stack)?;
             }
         }
     }
@@ -247,19 +247,25 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
 
 /// Twisted returns from `_runCallbacks` when it meets a paused Deferred: drop the frames
 /// of this (emulated) invocation, up to and including the nearest `Call` frame.
-fn unwind_to_call(stack: &mut SmallVec<[Frame; 4]>) -> PyResult<()> {
+fn unwind_to_call(py: Python<'_>, stack: &mut SmallVec<[Frame; 4]>) -> PyResult<()> {
     while let Some(frame) = stack.pop() {
         if frame.kind == Kind::Call {
-            return returned_from_call(stack);
+            return returned_from_call(py, stack);
         }
     }
     Ok(())
 }
 
-/// The nested `target.callback(...)` has returned to the Deferred below it.
-fn returned_from_call(stack: &mut [Frame]) -> PyResult<()> {
+/// The nested `target.callback(...)` has returned to the Deferred below it, whose
+/// result becomes what that call returned: `None`.
+fn returned_from_call(py: Python<'_>, stack: &mut [Frame]) -> PyResult<()> {
     if let Some(below) = stack.last_mut() {
-        below.d.get().lock()?.running = false;
+        let old = {
+            let mut st = below.d.get().lock()?;
+            st.running = false;
+            st.result.replace(py.None())
+        };
+        drop(old);
         below.resume = true;
     }
     Ok(())
@@ -380,17 +386,24 @@ fn fire_chained(
 ) -> PyResult<bool> {
     current.get().lock()?.running = true;
     let fired = start_chained(py, target, result);
-    let (new_result, run) = match fired {
-        Ok(run) => (py.None(), run),
-        Err(err) => (make_failure(py, start, &err)?.unbind(), false),
+    // While `target`'s callbacks run, `current` keeps its result (Twisted is inside
+    // `target.callback(current.result)`); it becomes `None` when that call returns
+    // (`returned_from_call`), or now if there is nothing to run.
+    let new_result = match fired {
+        Ok(true) => {
+            current.get().lock()?.running = true;
+            return Ok(true);
+        }
+        Ok(false) => py.None(),
+        Err(err) => make_failure(py, start, &err)?.unbind(),
     };
     let old = {
         let mut st = current.get().lock()?;
-        st.running = run;
+        st.running = false;
         st.result.replace(new_result)
     };
     drop(old);
-    Ok(run)
+    Ok(false)
 }
 
 /// `_startRunCallbacks` on a chained target, up to (not including) running its

@@ -16,7 +16,9 @@ from txdefer import _core
 if not issubclass(_tdefer.Deferred, _core.DeferredBase):
     # Captured before install() can rebind anything in twisted.internet.defer: the
     # pure-Python class, so that its instances chain with ours.
-    _core._configure(_tdefer.Deferred, _tdefer._CONTINUE, _tdefer._NONE_KWARGS)
+    _core._configure(
+        _tdefer.Deferred, _tdefer._CONTINUE, _tdefer._NONE_KWARGS, _tdefer._failthru
+    )
 
 from txdefer._core import passthru, succeed  # noqa: E402
 from txdefer._deferred import Deferred  # noqa: E402

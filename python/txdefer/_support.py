@@ -30,6 +30,14 @@ from txdefer._core import _DEFERRED_SUBCLASSES, _is_deferred
 from txdefer._deferred import Deferred
 
 
+def _call(func, result, args, kwargs):
+    # Callback arguments that are not a plain tuple and dict: let Python unpack them,
+    # so that errors read as they do in Twisted.
+    if kwargs is None:
+        return func(result, *args)
+    return func(result, *args, **kwargs)
+
+
 def addTimeout(self, timeout, clock, onTimeoutCancel=None):
     timedOut = [False]
 

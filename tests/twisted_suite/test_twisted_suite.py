@@ -3,7 +3,7 @@ Twisted's own Deferred test modules, run with ``txdefer.install()`` in effect.
 
 Each module runs under trial in a fresh interpreter (``run_trial.py`` installs txdefer
 before any other Twisted import and checks it took effect).  Every test must pass,
-except those in ``known_differences.KNOWN_DIFFERENCES``, which must fail.
+except those in ``tests.known_differences.TWISTED_SUITE``, which must fail.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.twisted_suite.known_differences import KNOWN_DIFFERENCES
+from tests.known_differences import TWISTED_SUITE as KNOWN_DIFFERENCES
 
 HERE = Path(__file__).parent
 

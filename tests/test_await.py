@@ -1,0 +1,481 @@
+"""
+Coroutines and generators: ``await d``, ``yield from d``, ``ensureDeferred``,
+``Deferred.fromCoroutine``, ``inlineCallbacks``, and asyncio futures
+(``asFuture``/``fromFuture``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import warnings
+from collections.abc import Generator, Iterator
+from typing import Any
+
+import pytest
+from twisted.python.failure import Failure
+
+from tests.impls import Impl, fired_with, result_of
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    event_loop = asyncio.new_event_loop()
+    try:
+        yield event_loop
+    finally:
+        event_loop.close()
+
+
+# -- __await__ / __iter__ ---------------------------------------------------------------
+
+
+def test_await_iterator_yields_the_deferred_until_it_has_a_result(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    it = d.__await__()
+    assert next(it) is d
+    assert next(it) is d
+    d.callback("value")
+    with pytest.raises(StopIteration) as info:
+        next(it)
+    assert info.value.value == "value"
+
+
+def test_iter_is_the_same_protocol(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    it = iter(d)
+    assert next(it) is d
+    d.callback(3)
+    with pytest.raises(StopIteration) as info:
+        next(it)
+    assert info.value.value == 3
+
+
+def test_await_iterator_raises_the_failure(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    d.errback(KeyError("k"))
+    it = d.__await__()
+    with pytest.raises(KeyError):
+        next(it)
+
+
+def test_await_iterator_waits_while_paused(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    d.callback(1)
+    d.pause()
+    it = d.__await__()
+    assert next(it) is d
+    d.unpause()
+    with pytest.raises(StopIteration):
+        next(it)
+
+
+# -- coroutines -------------------------------------------------------------------------
+
+
+def test_await_already_fired(impl: Impl) -> None:
+    async def main() -> int:
+        value: int = await impl.succeed(41)
+        return value + 1
+
+    d: Any = impl.ensureDeferred(main())
+    assert isinstance(d, impl.module.Deferred)
+    assert fired_with(d) == 42
+
+
+def test_await_fired_later(impl: Impl) -> None:
+    waiting: Any = impl.Deferred()
+    steps: list[object] = []
+
+    async def main() -> str:
+        steps.append("before")
+        value = await waiting
+        steps.append(("after", value))
+        return value * 2
+
+    d: Any = impl.ensureDeferred(main())
+    assert steps == ["before"]
+    assert not d.called
+    waiting.callback("ab")
+    assert steps == ["before", ("after", "ab")]
+    assert fired_with(d) == "abab"
+
+
+def test_await_failure_raises_inside_the_coroutine(impl: Impl) -> None:
+    async def main() -> object:
+        try:
+            await impl.fail(ValueError("inside"))
+        except ValueError as e:
+            return ("caught", str(e))
+        return "not raised"
+
+    assert fired_with(impl.ensureDeferred(main())) == ("caught", "inside")
+
+
+def test_uncaught_exception_fails_the_deferred(impl: Impl) -> None:
+    waiting: Any = impl.Deferred()
+
+    async def main() -> None:
+        await waiting
+        raise OSError("from coroutine")
+
+    d: Any = impl.ensureDeferred(main())
+    waiting.callback(None)
+    assert fired_with(d) == ("Failure", OSError, "from coroutine")
+
+
+def test_await_a_deferred_of_a_deferred(impl: Impl) -> None:
+    inner: Any = impl.Deferred()
+    outer: Any = impl.Deferred()
+    outer.addCallback(lambda r: inner)
+
+    async def main() -> object:
+        return await outer
+
+    d: Any = impl.ensureDeferred(main())
+    outer.callback(None)
+    assert not d.called
+    inner.callback("deep")
+    assert fired_with(d) == "deep"
+
+
+def test_await_many_in_sequence(impl: Impl) -> None:
+    ds = [impl.Deferred() for _ in range(5)]
+
+    async def main() -> list[object]:
+        return [await d for d in ds]
+
+    result: Any = impl.Deferred.fromCoroutine(main())
+    for i, d in enumerate(ds):
+        assert not result.called
+        d.callback(i)
+    assert fired_with(result) == [0, 1, 2, 3, 4]
+
+
+def test_ensureDeferred_returns_a_deferred_unchanged(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    assert impl.ensureDeferred(d) is d
+
+
+def test_fromCoroutine_accepts_a_generator(impl: Impl) -> None:
+    waiting: Any = impl.Deferred()
+
+    def gen() -> Generator[Any, Any, str]:
+        value = yield from waiting
+        return f"got {value}"
+
+    d: Any = impl.Deferred.fromCoroutine(gen())
+    waiting.callback("x")
+    assert fired_with(d) == "got x"
+
+
+def test_fromCoroutine_on_the_subclass_returns_a_deferred(impl: Impl) -> None:
+    async def main() -> int:
+        return 1
+
+    d: Any = impl.Deferred.fromCoroutine(main())
+    assert isinstance(d, impl.module.Deferred)
+    assert fired_with(d) == 1
+
+
+def test_yield_from_in_inlineCallbacks(impl: Impl) -> None:
+    waiting: Any = impl.Deferred()
+
+    @impl.inlineCallbacks
+    def gen() -> Any:
+        value = yield from waiting
+        return value + 1
+
+    d: Any = gen()
+    waiting.callback(1)
+    assert fired_with(d) == 2
+
+
+def test_awaiting_a_coroutine_that_awaits(impl: Impl) -> None:
+    waiting: Any = impl.Deferred()
+
+    async def inner() -> str:
+        return await waiting
+
+    async def outer() -> str:
+        return "outer:" + await inner()
+
+    d: Any = impl.ensureDeferred(outer())
+    waiting.callback("in")
+    assert fired_with(d) == "outer:in"
+
+
+def test_contextvars_are_kept_across_awaits(impl: Impl) -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    waiting: Any = impl.Deferred()
+
+    async def main() -> tuple[str, str]:
+        var.set("inside")
+        before = var.get()
+        await waiting
+        return before, var.get()
+
+    d: Any = impl.ensureDeferred(main())
+    assert var.get() == "unset"
+    waiting.callback(None)
+    assert fired_with(d) == ("inside", "inside")
+
+
+# -- inlineCallbacks --------------------------------------------------------------------
+
+
+def test_inlineCallbacks_yields_deferreds_and_returns(impl: Impl) -> None:
+    waiting: Any = impl.Deferred()
+
+    @impl.inlineCallbacks
+    def gen(a: int, b: int = 0) -> Any:
+        x = yield impl.succeed(a)
+        y = yield waiting
+        z = yield "not a deferred"
+        return (x, y, z, b)
+
+    d: Any = gen(1, b=2)
+    assert not d.called
+    waiting.callback("w")
+    assert fired_with(d) == (1, "w", "not a deferred", 2)
+
+
+def test_inlineCallbacks_exception_becomes_failure(impl: Impl) -> None:
+    @impl.inlineCallbacks
+    def gen() -> Any:
+        yield impl.succeed(None)
+        raise LookupError("gen")
+
+    assert fired_with(gen()) == ("Failure", LookupError, "gen")
+
+
+def test_inlineCallbacks_failure_is_thrown_into_the_generator(impl: Impl) -> None:
+    @impl.inlineCallbacks
+    def gen() -> Any:
+        try:
+            yield impl.fail(ValueError("thrown"))
+        except ValueError as e:
+            return f"caught {e}"
+
+    assert fired_with(gen()) == "caught thrown"
+
+
+def test_inlineCallbacks_returnValue_is_deprecated(impl: Impl) -> None:
+    @impl.inlineCallbacks
+    def gen() -> Any:
+        yield impl.succeed(None)
+        impl.returnValue("old style")
+
+    with pytest.warns(DeprecationWarning, match="returnValue was deprecated"):
+        d: Any = gen()
+    assert fired_with(d) == "old style"
+
+
+def test_inlineCallbacks_returnValue_from_a_nested_function_warns(impl: Impl) -> None:
+    def helper() -> None:
+        impl.returnValue("nested")
+
+    @impl.inlineCallbacks
+    def gen() -> Any:
+        yield None
+        helper()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        d: Any = gen()
+    messages = [str(w.message) for w in caught]
+    assert (
+        "returnValue() in 'helper' causing 'gen' to exit: returnValue should only be "
+        "invoked by functions decorated with inlineCallbacks" in messages
+    )
+    assert fired_with(d) == "nested"
+
+
+def test_inlineCallbacks_yielding_a_coroutine(impl: Impl) -> None:
+    async def coro() -> str:
+        return await impl.succeed("from coroutine")
+
+    @impl.inlineCallbacks
+    def gen() -> Any:
+        value = yield coro()
+        return value
+
+    assert fired_with(gen()) == "from coroutine"
+
+
+def test_inlineCallbacks_yielding_the_subclass(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+
+    @impl.inlineCallbacks
+    def gen() -> Any:
+        return (yield d)
+
+    result: Any = gen()
+    d.callback("sub")
+    assert fired_with(result) == "sub"
+
+
+def test_inlineCallbacks_on_a_non_generator_function(impl: Impl) -> None:
+    def not_a_generator() -> int:
+        return 1
+
+    with pytest.raises(TypeError) as info:
+        impl.inlineCallbacks(not_a_generator)()
+    assert str(info.value) == (
+        f"inlineCallbacks requires {not_a_generator!r} to produce a generator; "
+        "instead got 1"
+    )
+
+
+def test_inlineCallbacks_keeps_the_function_metadata(impl: Impl) -> None:
+    def documented() -> Any:
+        """Docstring."""
+        yield None
+
+    wrapped = impl.inlineCallbacks(documented)
+    assert wrapped.__name__ == "documented"
+    assert wrapped.__doc__ == "Docstring."
+    assert wrapped.__wrapped__ is documented
+
+
+def test_inlineCallbacks_is_resumed_once_per_yield(impl: Impl) -> None:
+    ds = [impl.Deferred() for _ in range(3)]
+    log: list[object] = []
+
+    @impl.inlineCallbacks
+    def gen() -> Any:
+        for d in ds:
+            log.append((yield d))
+        return "end"
+
+    result: Any = gen()
+    ds[2].callback(2)
+    ds[0].callback(0)
+    assert log == [0]
+    ds[1].callback(1)
+    assert log == [0, 1, 2]
+    assert fired_with(result) == "end"
+
+
+# -- asyncio futures --------------------------------------------------------------------
+
+
+def test_asFuture_result(impl: Impl, loop: asyncio.AbstractEventLoop) -> None:
+    d: Any = impl.Deferred()
+    future = d.asFuture(loop)
+    assert isinstance(future, asyncio.Future)
+    assert not future.done()
+    d.callback(13)
+    assert loop.run_until_complete(future) == 13
+    # The Deferred's own result is consumed.
+    assert d.result is None
+
+
+def test_asFuture_failure(impl: Impl, loop: asyncio.AbstractEventLoop) -> None:
+    d: Any = impl.Deferred()
+    future = d.asFuture(loop)
+    d.errback(ZeroDivisionError("future"))
+    with pytest.raises(ZeroDivisionError, match="future"):
+        loop.run_until_complete(future)
+    assert d.result is None
+
+
+def test_asFuture_cancel_cancels_the_deferred(
+    impl: Impl, loop: asyncio.AbstractEventLoop
+) -> None:
+    cancelled: list[object] = []
+    d: Any = impl.Deferred(cancelled.append)
+    future = d.asFuture(loop)
+    future.cancel()
+    loop.run_until_complete(asyncio.sleep(0))
+    assert cancelled == [d]
+    assert d.called
+    assert d.result is None
+
+
+def test_asFuture_of_a_fired_deferred(impl: Impl, loop: asyncio.AbstractEventLoop) -> None:
+    future = impl.succeed("already").asFuture(loop)
+    assert future.done()
+    assert future.result() == "already"
+
+
+def test_fromFuture_result(impl: Impl, loop: asyncio.AbstractEventLoop) -> None:
+    future: asyncio.Future[str] = loop.create_future()
+    d: Any = impl.Deferred.fromFuture(future)
+    assert type(d) is impl.Deferred
+    assert not d.called
+    future.set_result("done")
+    loop.run_until_complete(asyncio.sleep(0))
+    assert fired_with(d) == "done"
+
+
+def test_fromFuture_exception(impl: Impl, loop: asyncio.AbstractEventLoop) -> None:
+    future: asyncio.Future[str] = loop.create_future()
+    d: Any = impl.Deferred.fromFuture(future)
+    future.set_exception(KeyError("f"))
+    loop.run_until_complete(asyncio.sleep(0))
+    assert fired_with(d) == ("Failure", KeyError, "'f'")
+
+
+def test_fromFuture_cancel(impl: Impl, loop: asyncio.AbstractEventLoop) -> None:
+    future: asyncio.Future[str] = loop.create_future()
+    d: Any = impl.Deferred.fromFuture(future)
+    d.cancel()
+    assert future.cancelled()
+    # The Deferred waits for the future's own (cancelled) outcome.
+    assert d._chainedTo is not None
+    loop.run_until_complete(asyncio.sleep(0))
+    result = result_of(d)
+    assert isinstance(result, Failure)
+    assert result.type is asyncio.CancelledError
+
+
+def test_fromFuture_of_a_done_future(impl: Impl, loop: asyncio.AbstractEventLoop) -> None:
+    future: asyncio.Future[int] = loop.create_future()
+    future.set_result(5)
+    d: Any = impl.Deferred.fromFuture(future)
+    loop.run_until_complete(asyncio.sleep(0))
+    assert fired_with(d) == 5
+
+
+def test_asyncio_task_awaiting_a_deferred_via_asFuture(
+    impl: Impl, loop: asyncio.AbstractEventLoop
+) -> None:
+    d: Any = impl.Deferred()
+
+    async def task() -> str:
+        value = await d.asFuture(loop)
+        return f"task got {value}"
+
+    t = loop.create_task(task())
+    loop.run_until_complete(asyncio.sleep(0))
+    d.callback("v")
+    assert loop.run_until_complete(t) == "task got v"
+
+
+# -- deep generator ---------------------------------------------------------------------
+
+
+def test_inlineCallbacks_yielding_a_million_fired_deferreds(impl: Impl) -> None:
+    count = 1_000_000
+
+    @impl.inlineCallbacks
+    def gen() -> Any:
+        total = 0
+        for _ in range(count):
+            total += yield impl.succeed(1)
+        return total
+
+    assert fired_with(gen()) == count
+
+
+def test_coroutine_awaiting_many_fired_deferreds(impl: Impl) -> None:
+    count = 200_000
+
+    async def main() -> int:
+        total = 0
+        for _ in range(count):
+            total += await impl.succeed(1)
+        return total
+
+    assert fired_with(impl.ensureDeferred(main())) == count

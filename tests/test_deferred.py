@@ -1,0 +1,949 @@
+"""
+The basic public behaviour of ``Deferred``: adding callbacks, firing, results and
+failures, attributes, ``str()``/``repr()``, generics, subclassing, ``succeed``,
+``fail``, ``maybeDeferred``, ``execute``, debugging.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+import warnings
+import weakref
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from twisted.internet.defer import AlreadyCalledError, CancelledError
+from twisted.python.failure import Failure, NoCurrentExceptionError
+
+from tests.impls import (
+    ALL_IMPLS,
+    SUBCLASS,
+    TWISTED,
+    Impl,
+    SubDeferred,
+    describe,
+    fired_with,
+    normalize,
+    outcome,
+    result_of,
+)
+
+if TYPE_CHECKING:
+    # For annotations only: every implementation is typed as Twisted's Deferred.
+    from twisted.internet.defer import Deferred
+
+# -- adding callbacks -------------------------------------------------------------------
+
+
+def test_add_methods_return_self(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    assert d.addCallback(lambda r: r) is d
+    assert d.addErrback(lambda f: f) is d
+    assert d.addBoth(lambda r: r) is d
+    assert d.addCallbacks(lambda r: r, lambda f: f) is d
+    assert d.chainDeferred(impl.Deferred()) is d
+    d.callback(None)
+    # ...also when the Deferred has already fired (the callback runs at once).
+    assert d.addCallback(lambda r: r) is d
+    assert d.addErrback(lambda f: f) is d
+    assert d.addBoth(lambda r: r) is d
+    assert d.addCallbacks(lambda r: r) is d
+
+
+def test_callbacks_run_in_order_each_getting_the_previous_result(impl: Impl) -> None:
+    calls: list[tuple[str, object]] = []
+    d: Any = impl.Deferred()
+
+    def step(name: str) -> Any:
+        def run(result: object) -> object:
+            calls.append((name, result))
+            return f"{result}+{name}"
+
+        return run
+
+    d.addCallback(step("a")).addCallback(step("b")).addBoth(step("c"))
+    assert calls == []
+    d.callback("r")
+    assert calls == [("a", "r"), ("b", "r+a"), ("c", "r+a+b")]
+    assert d.result == "r+a+b+c"
+
+
+def test_callback_added_after_firing_runs_immediately(impl: Impl) -> None:
+    d: Deferred[int] = impl.Deferred()
+    d.callback(1)
+    seen: list[object] = []
+    d.addCallback(seen.append)
+    assert seen == [1]
+    assert d.result is None
+
+
+def test_addCallback_passes_extra_args_and_kwargs(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    d.addCallback(lambda r, a, b, *, k: (r, a, b, k), 1, 2, k=3)
+    d.callback(0)
+    assert d.result == (0, 1, 2, 3)
+
+
+def test_addErrback_passes_extra_args_and_kwargs(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    d.addErrback(lambda f, a, k=None: (f.type, a, k), "x", k="y")
+    d.errback(ValueError())
+    assert d.result == (ValueError, "x", "y")
+
+
+def test_addBoth_passes_extra_args_and_kwargs_to_both_paths(impl: Impl) -> None:
+    ok: Any = impl.Deferred()
+    ok.addBoth(lambda r, a, k: (describe(r), a, k), 1, k=2)
+    ok.callback("v")
+    assert ok.result == ("v", 1, 2)
+
+    bad: Any = impl.Deferred()
+    bad.addBoth(lambda r, a, k: (describe(r), a, k), 1, k=2)
+    bad.errback(KeyError("z"))
+    assert bad.result == (("Failure", KeyError, "'z'"), 1, 2)
+
+
+def test_addCallbacks_with_all_arguments(impl: Impl) -> None:
+    def cb(r: object, *a: object, **k: object) -> object:
+        return ("cb", r, a, k)
+
+    def eb(f: Failure, *a: object, **k: object) -> object:
+        return ("eb", f.type, a, k)
+
+    ok: Any = impl.Deferred()
+    ok.addCallbacks(
+        cb,
+        eb,
+        callbackArgs=(1, 2),
+        callbackKeywords={"x": 3},
+        errbackArgs=(4,),
+        errbackKeywords={"y": 5},
+    )
+    ok.callback("v")
+    assert ok.result == ("cb", "v", (1, 2), {"x": 3})
+
+    bad: Any = impl.Deferred()
+    bad.addCallbacks(
+        cb,
+        eb,
+        callbackArgs=(1, 2),
+        callbackKeywords={"x": 3},
+        errbackArgs=(4,),
+        errbackKeywords={"y": 5},
+    )
+    bad.errback(ZeroDivisionError())
+    assert bad.result == ("eb", ZeroDivisionError, (4,), {"y": 5})
+
+
+def test_addCallbacks_positional_arguments(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    d.addCallbacks(
+        lambda r, *a, **k: (r, a, k), lambda f: "eb", (1,), {"k": 2}, (), {}
+    )
+    d.callback(0)
+    assert d.result == (0, (1,), {"k": 2})
+
+
+def test_addCallbacks_accepts_None_for_args_and_keywords(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    d.addCallbacks(
+        lambda r, *a, **k: (r, a, k),
+        None,
+        callbackArgs=None,
+        callbackKeywords=None,
+        errbackArgs=None,
+        errbackKeywords=None,
+    )
+    d.callback(0)
+    assert d.result == (0, (), {})
+
+
+def test_addCallbacks_errback_None_passes_failures_through(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    called: list[object] = []
+    d.addCallbacks(called.append, None)
+    d.addCallbacks(called.append)
+    d.errback(RuntimeError("x"))
+    assert called == []
+    assert fired_with(d) == ("Failure", RuntimeError, "x")
+
+
+def test_addCallbacks_callback_args_may_be_a_list(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    d.addCallbacks(lambda r, *a: (r, a), callbackArgs=[1, 2])
+    d.callback(0)
+    assert d.result == (0, (1, 2))
+
+
+def test_addCallbacks_keywords_are_read_when_the_callback_runs(impl: Impl) -> None:
+    # Twisted stores the mapping as given and unpacks it when the callback runs.
+    keywords: dict[str, object] = {}
+    d: Any = impl.Deferred()
+    d.addCallbacks(lambda r, **k: (r, k), callbackKeywords=keywords)
+    keywords["late"] = True
+    d.callback(0)
+    assert d.result == (0, {"late": True})
+
+
+def test_addCallbacks_args_are_read_when_the_callback_runs(impl: Impl) -> None:
+    args: list[object] = []
+    d: Any = impl.Deferred()
+    d.addCallbacks(lambda r, *a: (r, a), callbackArgs=args)
+    args.append("late")
+    d.callback(0)
+    assert d.result == (0, ("late",))
+
+
+def test_addCallbacks_keywords_may_be_any_mapping(impl: Impl) -> None:
+    class Keys:
+        # Enough for ``**``: keys() and __getitem__, no __len__, not a registered
+        # collections.abc.Mapping.
+        def keys(self) -> list[str]:
+            return ["k"]
+
+        def __getitem__(self, key: str) -> object:
+            return key.upper()
+
+    d: Any = impl.Deferred()
+    d.addCallbacks(lambda r, **k: (r, k), callbackKeywords=Keys())
+    d.callback(0)
+    assert fired_with(d) == (0, {"k": "K"})
+
+
+# -- firing -----------------------------------------------------------------------------
+
+
+def test_callback_with_value(impl: Impl) -> None:
+    d: Deferred[str] = impl.Deferred()
+    assert d.called is False
+    assert d.callback("v") is None
+    assert d.called is True
+    assert d.result == "v"
+
+
+def test_errback_with_failure_passes_that_failure(impl: Impl) -> None:
+    failure = Failure(ValueError("x"))
+    d: Any = impl.Deferred()
+    seen: list[Failure] = []
+    d.addErrback(seen.append)
+    d.errback(failure)
+    assert seen == [failure]
+    assert seen[0] is failure
+
+
+def test_errback_with_exception_wraps_it_in_a_failure(impl: Impl) -> None:
+    exc = ValueError("x")
+    d: Any = impl.Deferred()
+    seen: list[Failure] = []
+    d.addErrback(seen.append)
+    d.errback(exc)
+    assert len(seen) == 1
+    assert type(seen[0]) is Failure
+    assert seen[0].value is exc
+    assert seen[0].type is ValueError
+
+
+def test_errback_without_argument_uses_the_current_exception(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    seen: list[Failure] = []
+    d.addErrback(seen.append)
+    try:
+        raise KeyError("current")
+    except KeyError as e:
+        caught = e
+        d.errback()
+    assert seen[0].value is caught
+    assert seen[0].getTracebackObject() is not None
+
+
+def test_errback_with_a_non_exception_object(impl: Impl, twisted: Impl) -> None:
+    def scenario(ns: Impl) -> list[object]:
+        observed: list[object] = []
+        for value in ["a string", 5, ValueError]:
+            d: Any = ns.Deferred()
+            observed.append(outcome(d.errback, value))
+            observed.append(fired_with(d))
+        return observed
+
+    assert scenario(impl) == scenario(twisted)
+    assert scenario(twisted)[1] == ("Failure", str, "a string")
+
+
+def test_errback_with_no_argument_and_no_current_exception(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    with pytest.raises(NoCurrentExceptionError):
+        d.errback()
+    assert d.called is False
+
+
+def test_callback_with_a_failure_takes_the_errback_path(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    path: list[str] = []
+    d.addCallbacks(lambda r: path.append("cb"), lambda f: path.append("eb"))
+    d.callback(Failure(ValueError()))
+    assert path == ["eb"]
+
+
+def test_callback_twice_raises_AlreadyCalledError(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    d.callback(1)
+    with pytest.raises(AlreadyCalledError) as info:
+        d.callback(2)
+    assert info.value.args == ()
+    with pytest.raises(AlreadyCalledError):
+        d.errback(ValueError())
+    assert d.result == 1
+
+
+def test_errback_then_callback_raises_AlreadyCalledError(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    d.errback(ValueError())
+    with pytest.raises(AlreadyCalledError):
+        d.callback(2)
+    with pytest.raises(AlreadyCalledError):
+        d.errback(ValueError())
+    assert fired_with(d) == ("Failure", ValueError, "")
+
+
+def test_raising_callback_switches_to_errback_path(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    path: list[object] = []
+
+    def explode(r: object) -> object:
+        raise ZeroDivisionError("cb")
+
+    d.addCallback(explode)
+    d.addCallback(lambda r: path.append("skipped cb"))
+    d.addErrback(lambda f: (path.append(f.type), "recovered")[1])
+    d.addCallback(lambda r: (path.append(r), r)[1])
+    d.callback(1)
+    assert path == [ZeroDivisionError, "recovered"]
+    assert d.result == "recovered"
+
+
+def test_callback_returning_failure_switches_to_errback_path(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    failure = Failure(ValueError("returned"))
+    seen: list[object] = []
+    d.addCallback(lambda r: failure)
+    d.addCallback(lambda r: seen.append("no"))
+    d.addErrback(seen.append)
+    d.callback(1)
+    assert seen == [failure]
+
+
+def test_errback_returning_failure_stays_on_errback_path(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    d.addErrback(lambda f: Failure(KeyError("other")))
+    d.errback(ValueError())
+    assert fired_with(d) == ("Failure", KeyError, "'other'")
+
+
+def test_raising_callback_failure_has_its_traceback(impl: Impl) -> None:
+    def the_callback(r: object) -> object:
+        raise ValueError("in callback")
+
+    d: Any = impl.Deferred()
+    d.addCallback(the_callback)
+    d.callback(1)
+    failure = result_of(d)
+    assert isinstance(failure, Failure)
+    assert failure.frames[-1][0] == "the_callback"
+    assert failure.getTracebackObject() is not None
+
+
+@pytest.mark.parametrize(
+    "exc_type", [KeyboardInterrupt, SystemExit, GeneratorExit, BaseException]
+)
+def test_base_exception_in_callback_becomes_failure(
+    impl: Impl, exc_type: type[BaseException]
+) -> None:
+    d: Any = impl.Deferred()
+
+    def raise_it(r: object) -> None:
+        raise exc_type("base")
+
+    d.addCallback(raise_it)
+    d.callback(None)
+    result = result_of(d)
+    assert isinstance(result, Failure)
+    assert result.type is exc_type
+
+
+def test_failure_subclass_result_takes_errback_path(impl: Impl) -> None:
+    class MyFailure(Failure):
+        pass
+
+    d: Any = impl.Deferred()
+    path: list[str] = []
+    d.addCallback(lambda r: MyFailure(ValueError()))
+    d.addCallbacks(lambda r: path.append("cb"), lambda f: path.append("eb"))
+    d.callback(1)
+    assert path == ["eb"]
+
+
+# -- attributes -------------------------------------------------------------------------
+
+
+def test_result_is_missing_before_firing(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    with pytest.raises(AttributeError) as info:
+        d.result  # noqa: B018
+    assert str(info.value) == (
+        f"'{impl.Deferred.__name__}' object has no attribute 'result'"
+    )
+    assert not hasattr(d, "result")
+    d.callback(None)
+    assert d.result is None
+
+
+def test_called_and_paused(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    assert (d.called, d.paused) == (False, 0)
+    d.pause()
+    d.pause()
+    assert d.paused == 2
+    d.callback(1)
+    assert (d.called, d.paused) == (True, 2)
+    d.unpause()
+    d.unpause()
+    assert d.paused == 0
+
+
+def test_chainedTo(impl: Impl) -> None:
+    outer: Any = impl.Deferred()
+    inner: Any = impl.Deferred()
+    assert outer._chainedTo is None
+    outer.addCallback(lambda r: inner)
+    outer.callback(None)
+    assert outer._chainedTo is inner
+    inner.callback("x")
+    assert outer._chainedTo is None
+    assert outer.result == "x"
+
+
+def test_canceller_is_dropped_once_fired(impl: Impl) -> None:
+    def canceller(d: object) -> None:
+        pass
+
+    d: Any = impl.Deferred(canceller)
+    assert d._canceller is canceller
+    d.callback(None)
+    assert d._canceller is None
+
+
+def test_debug_is_a_class_attribute_defaulting_to_false(impl: Impl) -> None:
+    assert impl.Deferred.debug is False
+    d: Any = impl.Deferred()
+    assert d.debug is False
+    d.debug = True
+    assert d.debug is True
+    assert impl.Deferred.debug is False
+
+
+def test_instance_dict_attributes(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    d.custom = "value"
+    d.__dict__["other"] = 2
+    assert d.custom == "value"
+    assert vars(d)["custom"] == "value"
+    assert d.other == 2
+    del d.custom
+    assert not hasattr(d, "custom")
+
+
+def test_weakref_to_a_deferred(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    ref = weakref.ref(d)
+    assert ref() is d
+    proxy = weakref.proxy(d)
+    proxy.callback(5)
+    assert d.result == 5
+    del d
+    assert ref() is None
+
+
+def test_is_an_awaitable(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    assert isinstance(d, Awaitable)
+    assert isinstance(d, impl.Deferred)
+
+
+def test_callbacks_property_is_deprecated(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    d.addCallback(str)
+    with pytest.warns(DeprecationWarning) as record:
+        chain = d.callbacks
+    assert [str(w.message) for w in record] == [
+        "twisted.internet.defer.Deferred.callbacks was deprecated in Twisted 25.5.0"
+    ]
+    assert record[0].filename == __file__
+    assert len(chain) == 1
+    (callback, args, kwargs), (errback, eargs, ekwargs) = chain[0]
+    assert (callback, args, dict(kwargs)) == (str, (), {})
+    assert (errback.__name__, eargs, dict(ekwargs)) == ("_failthru", (), {})
+
+
+def test_private_callbacks_list_shape(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    d.addCallbacks(str, repr, callbackArgs=(1,), errbackKeywords={"k": 2})
+    d.addErrback(repr, 3)
+    d.addBoth(len)
+    shape = [
+        tuple((getattr(f, "__name__", f), tuple(a), dict(k)) for f, a, k in pair)
+        for pair in d._callbacks
+    ]
+    assert shape == [
+        (("str", (1,), {}), ("repr", (), {"k": 2})),
+        (("passthru", (), {}), ("repr", (3,), {})),
+        (("len", (), {}), ("len", (), {})),
+    ]
+    assert len(d._callbacks) == 3
+
+
+# -- str / repr -------------------------------------------------------------------------
+
+
+def _addr(obj: object) -> str:
+    return f"0x{id(obj):x}"
+
+
+def test_str_and_repr_unfired(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    name = impl.Deferred.__name__
+    assert str(d) == f"<{name} at {_addr(d)}>"
+    assert repr(d) == str(d)
+
+
+def test_str_and_repr_with_result(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    d.callback("text")
+    name = impl.Deferred.__name__
+    assert str(d) == f"<{name} at {_addr(d)} current result: 'text'>"
+    assert repr(d) == str(d)
+
+
+def test_str_with_failure_result(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    failure = Failure(ValueError("bad"))
+    d.errback(failure)
+    name = impl.Deferred.__name__
+    assert str(d) == f"<{name} at {_addr(d)} current result: {failure!r}>"
+    result_of(d)
+
+
+def test_str_waiting_on_another_deferred(impl: Impl) -> None:
+    outer: Any = impl.Deferred()
+    inner: Any = impl.Deferred()
+    outer.addCallback(lambda r: inner)
+    outer.callback(None)
+    name = impl.Deferred.__name__
+    assert str(outer) == f"<{name} at {_addr(outer)} waiting on Deferred at {_addr(inner)}>"
+    assert repr(outer) == str(outer)
+
+
+def test_str_uses_the_repr_of_the_result(impl: Impl) -> None:
+    class Odd:
+        def __repr__(self) -> str:
+            return "ODD!"
+
+        def __str__(self) -> str:
+            return "never used"
+
+    d: Any = impl.Deferred()
+    d.callback(Odd())
+    assert str(d).endswith(" current result: ODD!>")
+
+
+def test_str_is_the_same_as_twisted(impl: Impl, twisted: Impl) -> None:
+    def scenario(ns: Impl) -> list[str]:
+        out = []
+        d: Any = ns.Deferred()
+        out.append(str(d))
+        d.callback([1, "two"])
+        out.append(repr(d))
+        e: Any = ns.Deferred()
+        f: Any = ns.Deferred()
+        e.chainDeferred(f)
+        out.append(str(f))
+        return [normalize(s, ns) for s in out]
+
+    assert scenario(impl) == scenario(twisted)
+
+
+# -- generics and subclassing -----------------------------------------------------------
+
+
+def test_deferred_of_int_at_runtime(impl: Impl) -> None:
+    alias = impl.Deferred[int]
+    assert typing.get_origin(alias) is impl.Deferred
+    assert typing.get_args(alias) == (int,)
+    d: Any = alias()
+    assert type(d) is impl.Deferred
+    d.callback(3)
+    assert d.result == 3
+    annotated: Any = impl.Deferred()
+    annotated.callback(1)
+    assert annotated.result == 1
+
+
+class _IntDeferreds:
+    """Subclasses of ``Deferred[int]``, one per implementation, created once."""
+
+    classes: dict[str, type] = {}
+
+
+for _impl in ALL_IMPLS:
+
+    class IntDeferred(_impl.Deferred[int]):  # type: ignore[name-defined,misc]
+        pass
+
+    _IntDeferreds.classes[_impl.name] = IntDeferred
+
+
+def test_deferred_of_int_as_a_base_class(impl: Impl) -> None:
+    cls = _IntDeferreds.classes[impl.name]
+    assert impl.Deferred in cls.__mro__
+    assert cls in impl.subclasses
+    d: Any = cls()
+    outer: Any = impl.Deferred()
+    outer.addCallback(lambda r: d)
+    outer.callback(None)
+    d.callback(42)
+    assert outer.result == 42
+    assert str(d).startswith("<IntDeferred at 0x")
+
+
+def test_the_subclass_is_recorded_as_a_deferred_subclass() -> None:
+    assert SubDeferred in SUBCLASS.subclasses
+    assert SUBCLASS.subclasses.count(SubDeferred) == 1
+    assert TWISTED.Deferred in TWISTED.subclasses
+
+
+def _make_subclasses_with_init() -> dict[str, type]:
+    def make(base: Any) -> type:
+        class WithInit(base):  # type: ignore[valid-type,misc]
+            def __init__(self, label: str, canceller: Any = None) -> None:
+                self.label = label
+                base.__init__(self, canceller)
+
+        return WithInit
+
+    return {each.name: make(each.Deferred) for each in ALL_IMPLS}
+
+
+_WITH_INIT = _make_subclasses_with_init()
+
+
+def test_subclass_with_init_calling_deferred_init(impl: Impl) -> None:
+    cls = _WITH_INIT[impl.name]
+    cancelled: list[object] = []
+    d: Any = cls("mine", cancelled.append)
+    assert d.label == "mine"
+    d.addCallback(lambda r: (d.label, r))
+    d.cancel()
+    assert cancelled == [d]
+    assert fired_with(d) == ("Failure", CancelledError, "")
+
+    e: Any = cls("other")
+    e.addCallback(lambda r: (e.label, r))
+    e.callback(1)
+    assert e.result == ("other", 1)
+    assert str(e) == f"<WithInit at {_addr(e)} current result: ('other', 1)>"
+
+
+def test_calling_init_again_resets_the_callbacks(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    called: list[object] = []
+    d.addCallback(called.append)
+    impl.Deferred.__init__(d)
+    d.callback(1)
+    assert called == []
+    assert d.result == 1
+
+
+# -- succeed / fail / execute / maybeDeferred ------------------------------------------
+
+
+def test_succeed(impl: Impl) -> None:
+    d: Any = impl.succeed("v")
+    assert isinstance(d, impl.module.Deferred)
+    assert d.called is True
+    assert d.result == "v"
+    assert d._chainedTo is None
+    seen: list[object] = []
+    d.addCallback(seen.append)
+    assert seen == ["v"]
+
+
+def test_succeed_with_a_failure_is_not_logged_as_unhandled(impl: Impl) -> None:
+    from tests.impls import captured_log
+
+    with captured_log() as events:
+        d: Any = impl.succeed(Failure(ValueError("quiet")))
+        assert d.called
+        del d
+    assert events == []
+
+
+def test_fail_with_exception_and_failure(impl: Impl) -> None:
+    d: Any = impl.fail(ValueError("v"))
+    assert d.called
+    assert fired_with(d) == ("Failure", ValueError, "v")
+    failure = Failure(KeyError("k"))
+    e: Any = impl.fail(failure)
+    assert result_of(e) is failure
+
+
+def test_fail_without_argument_inside_except(impl: Impl) -> None:
+    try:
+        1 / 0
+    except ZeroDivisionError:
+        d: Any = impl.fail()
+    assert fired_with(d) == ("Failure", ZeroDivisionError, "division by zero")
+
+
+def test_fail_without_argument_and_no_exception(impl: Impl) -> None:
+    with pytest.raises(NoCurrentExceptionError):
+        impl.fail()
+
+
+def test_execute(impl: Impl) -> None:
+    assert fired_with(impl.execute(lambda a, b=0: a + b, 1, b=2)) == 3
+
+    def boom() -> None:
+        raise OSError("nope")
+
+    assert fired_with(impl.execute(boom)) == ("Failure", OSError, "nope")
+
+
+def test_maybeDeferred_with_a_value(impl: Impl) -> None:
+    d: Any = impl.maybeDeferred(lambda x, y=1: x * y, 3, y=4)
+    assert fired_with(d) == 12
+
+
+def test_maybeDeferred_returns_a_returned_deferred_unchanged(impl: Impl) -> None:
+    inner: Any = impl.Deferred()
+    assert impl.maybeDeferred(lambda: inner) is inner
+
+
+def test_maybeDeferred_with_a_failure(impl: Impl) -> None:
+    failure = Failure(ValueError("f"))
+    d: Any = impl.maybeDeferred(lambda: failure)
+    assert result_of(d) is failure
+
+
+def test_maybeDeferred_with_a_coroutine(impl: Impl) -> None:
+    waiting: Any = impl.Deferred()
+
+    async def coro(x: int) -> int:
+        y = await waiting
+        return x + y
+
+    d: Any = impl.maybeDeferred(coro, 1)
+    assert isinstance(d, impl.module.Deferred)
+    assert not d.called
+    waiting.callback(2)
+    assert fired_with(d) == 3
+
+
+def test_maybeDeferred_with_a_raising_function(impl: Impl) -> None:
+    def boom() -> None:
+        raise KeyboardInterrupt("kb")
+
+    assert fired_with(impl.maybeDeferred(boom)) == ("Failure", KeyboardInterrupt, "kb")
+
+
+def test_maybeDeferred_does_not_drive_generators(impl: Impl) -> None:
+    def gen() -> Any:
+        yield 1
+
+    generator = gen()
+    d: Any = impl.maybeDeferred(lambda: generator)
+    assert result_of(d) is generator
+
+
+# -- debugging --------------------------------------------------------------------------
+
+
+def test_set_and_get_debugging(impl: Impl) -> None:
+    assert impl.getDebugging() is False
+    impl.setDebugging(1)
+    assert impl.getDebugging() is True
+    assert impl.module.Deferred.debug is True
+    impl.setDebugging(0)
+    assert impl.getDebugging() is False
+
+
+def test_already_called_error_in_debug_mode_names_both_invokers(impl: Impl) -> None:
+    impl.setDebugging(True)
+    d: Any = impl.Deferred()
+    d.callback(1)  # first invoker: this line
+    with pytest.raises(AlreadyCalledError) as info:
+        d.callback(2)
+    message = info.value.args[0]
+    assert message.startswith("\n C: Deferred was created:\n C:")
+    assert " I: First Invoker was:\n I:" in message
+    creator, invoker = message.split(" I: First Invoker was:")
+    assert "test_already_called_error_in_debug_mode_names_both_invokers" in creator
+    # The last frame of each stack is this test's own line.
+    assert creator.rstrip().splitlines()[-1].strip().startswith("C:    d: Any = impl.Deferred()")
+    assert invoker.rstrip().splitlines()[-1].strip().startswith("I:    d.callback(1)")
+
+
+def test_debug_on_one_instance(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    d.debug = True
+    d.errback(ValueError())
+    with pytest.raises(AlreadyCalledError) as info:
+        d.callback(2)
+    message = info.value.args[0]
+    assert message.startswith("\n I: First Invoker was:\n I:")
+    assert "C: Deferred was created" not in message
+    result_of(d)
+
+
+def test_debug_info_records_creator_stack(impl: Impl) -> None:
+    impl.setDebugging(True)
+    d: Any = impl.Deferred()
+    info = d._debugInfo
+    assert info is not None
+    assert info.creator[-1].strip().endswith("d: Any = impl.Deferred()")
+    assert info.invoker is None
+    d.callback(None)
+    assert info.invoker[-1].strip().endswith("d.callback(None)")
+
+
+def test_failure_captures_vars_in_debug_mode(impl: Impl) -> None:
+    impl.setDebugging(True)
+
+    def the_callback(r: object) -> None:
+        local_marker = "here"  # noqa: F841
+        raise ValueError()
+
+    d: Any = impl.Deferred()
+    d.addCallback(the_callback)
+    d.callback(None)
+    failure = result_of(d)
+    frame = failure.frames[-1]
+    assert frame[0] == "the_callback"
+    assert dict(frame[3])["local_marker"] == "here"
+
+
+def test_failure_does_not_capture_vars_outside_debug_mode(impl: Impl) -> None:
+    def the_callback(r: object) -> None:
+        local_marker = "here"  # noqa: F841
+        raise ValueError()
+
+    d: Any = impl.Deferred()
+    d.addCallback(the_callback)
+    d.callback(None)
+    failure = result_of(d)
+    assert failure.frames[-1][0] == "the_callback"
+    assert list(failure.frames[-1][3]) == []
+
+
+def test_no_debug_info_unless_needed(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    assert d._debugInfo is None
+    d.callback(1)
+    assert d._debugInfo is None
+
+
+def test_module_exports(impl: Impl) -> None:
+    for name in [
+        "Deferred",
+        "DeferredList",
+        "succeed",
+        "fail",
+        "FAILURE",
+        "SUCCESS",
+        "AlreadyCalledError",
+        "TimeoutError",
+        "gatherResults",
+        "maybeDeferred",
+        "ensureDeferred",
+        "inlineCallbacks",
+        "returnValue",
+        "DeferredLock",
+        "DeferredSemaphore",
+        "DeferredQueue",
+        "DeferredFilesystemLock",
+        "AlreadyTryingToLockError",
+        "CancelledError",
+    ]:
+        assert hasattr(impl.module, name), name
+    assert (impl.SUCCESS, impl.FAILURE) == (True, False)
+    # Exceptions are Twisted's own classes.
+    assert impl.AlreadyCalledError is AlreadyCalledError
+    assert impl.CancelledError is CancelledError
+
+
+def test_passthru(impl: Impl) -> None:
+    marker = object()
+    assert impl.passthru(marker) is marker
+
+
+def test_logError_logs_and_returns_the_failure(impl: Impl) -> None:
+    from tests.impls import captured_log
+
+    failure = Failure(ValueError("logged"))
+    with captured_log() as events:
+        d: Any = impl.Deferred()
+        d.addErrback(impl.logError)
+        d.errback(failure)
+        assert result_of(d) is failure
+    assert [(e["log_format"], e["log_failure"]) for e in events] == [("", failure)]
+
+
+def test_no_warning_is_emitted_by_normal_use(impl: Impl) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d: Any = impl.Deferred()
+        d.addCallback(lambda r: r + 1)
+        d.callback(1)
+        assert d.result == 2
+        assert re.match(r"<\w+ at 0x[0-9a-f]+ current result: 2>", str(d))
+
+
+def test_subclass_keyword_arguments_are_accepted(impl: Impl) -> None:
+    class WithKeywords(impl.Deferred, option=True):  # type: ignore[call-arg,misc,name-defined]
+        pass
+
+    assert WithKeywords in impl.subclasses
+    d: Any = WithKeywords()
+    d.callback(1)
+    assert d.result == 1
+
+
+def test_debug_info_tracks_the_unhandled_failure(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    failure = Failure(ValueError())
+    d.errback(failure)
+    assert d._debugInfo is not None
+    assert d._debugInfo.failResult is failure
+    d.addErrback(lambda f: None)
+    assert d._debugInfo.failResult is None
+    d.addCallback(lambda r: failure)
+    assert d._debugInfo.failResult is failure
+    result_of(d)
+    assert d._debugInfo.failResult is None
+
+
+def test_copy_of_a_deferred(impl: Impl) -> None:
+    import copy
+
+    d: Any = impl.Deferred()
+    d.callback(3)
+    d.label = "copied"
+    c: Any = copy.copy(d)
+    assert type(c) is impl.Deferred
+    assert c is not d
+    assert (c.called, c.result, c.label) == (True, 3, "copied")
+    fresh: Any = copy.deepcopy(impl.Deferred())
+    assert type(fresh) is impl.Deferred
+    assert fresh.called is False
+    fresh.callback("deep")
+    assert fresh.result == "deep"

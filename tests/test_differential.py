@@ -1,0 +1,203 @@
+"""
+Differential tests: random programs of Deferred operations (adding callbacks that
+return values, raise, return other Deferreds, or re-enter other Deferreds; firing,
+pausing, cancelling, chaining) run on Twisted's Deferred and on the implementation
+under test; everything observable must be the same.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from twisted.python.failure import Failure
+
+from tests.impls import TWISTED, Impl
+
+N_DEFERREDS = 3
+
+index = st.integers(0, N_DEFERREDS - 1)
+
+# What a callback does, besides recording that it ran.
+action = st.one_of(
+    st.tuples(st.just("return"), st.sampled_from(["x", "y", None])),
+    st.tuples(st.just("passthrough")),
+    st.tuples(st.just("raise")),
+    st.tuples(st.just("return deferred"), index),
+    st.tuples(st.just("fire"), index),
+    st.tuples(st.just("fail"), index),
+    st.tuples(st.just("cancel"), index),
+    st.tuples(st.just("pause"), index),
+    st.tuples(st.just("unpause"), index),
+    st.tuples(st.just("add recorder to"), index),
+    st.tuples(st.just("chain"), index, index),
+)
+
+operation = st.one_of(
+    st.tuples(st.sampled_from(["addCallback", "addErrback", "addBoth"]), index, action),
+    st.tuples(st.just("addCallbacks"), index, action, action),
+    st.tuples(st.just("callback"), index, st.sampled_from(["a", "b"])),
+    st.tuples(st.just("errback"), index),
+    st.tuples(st.just("pause"), index),
+    st.tuples(st.just("unpause"), index),
+    st.tuples(st.just("cancel"), index),
+    st.tuples(st.just("chainDeferred"), index, index),
+)
+
+cancellers = st.lists(
+    st.sampled_from([None, "noop", "callback", "errback"]),
+    min_size=N_DEFERREDS,
+    max_size=N_DEFERREDS,
+)
+
+
+class Program:
+    """One run of a random program on one implementation, with its observations."""
+
+    def __init__(self, impl: Impl, canceller_kinds: list[str | None]) -> None:
+        self.impl = impl
+        self.log: list[object] = []
+        self.ds: list[Any] = [
+            impl.Deferred(self._canceller(kind, i))
+            for i, kind in enumerate(canceller_kinds)
+        ]
+
+    def _canceller(self, kind: str | None, i: int) -> Any:
+        if kind is None:
+            return None
+
+        def canceller(d: Any) -> None:
+            self.log.append(("canceller", i))
+            if kind == "callback":
+                d.callback(f"cancelled {i}")
+            elif kind == "errback":
+                d.errback(KeyError(f"cancelled {i}"))
+
+        return canceller
+
+    def name(self, value: object) -> object:
+        """A comparable description of any value, Deferreds named by index."""
+        for i, d in enumerate(self.ds):
+            if value is d:
+                return ("D", i)
+        if isinstance(value, Failure):
+            return ("Failure", value.type, self.text(str(value.value)))
+        if isinstance(value, str):
+            return self.text(value)
+        return value
+
+    def outcome(self, fn: Any) -> tuple[object, ...]:
+        try:
+            value = fn()
+        except BaseException as e:  # noqa: B036
+            return ("raise", type(e), self.text(str(e)))
+        return ("ok", self.name(value))
+
+    def text(self, text: str) -> str:
+        for i, d in enumerate(self.ds):
+            text = text.replace(f"0x{id(d):x}", f"D{i}")
+        text = text.replace(self.impl.Deferred.__name__, "Deferred")
+        return re.sub(r"0x[0-9a-f]+", "0xADDR", text)
+
+    def callback(self, tag: object, spec: tuple[Any, ...]) -> Any:
+        def run(result: object) -> object:
+            self.log.append(("run", tag, self.name(result)))
+            kind = spec[0]
+            if kind == "return":
+                return spec[1]
+            if kind == "passthrough":
+                return result
+            if kind == "raise":
+                raise ValueError(f"raised by {tag}")
+            if kind == "return deferred":
+                return self.ds[spec[1]]
+            if kind == "add recorder to":
+                self.ds[spec[1]].addBoth(self.callback(("recorder", tag), ("passthrough",)))
+                return result
+            if kind == "chain":
+                self.ds[spec[1]].chainDeferred(self.ds[spec[2]])
+                return result
+            target = self.ds[spec[1]]
+            method = {
+                "fire": lambda: target.callback(f"fired by {tag}"),
+                "fail": lambda: target.errback(OSError(f"failed by {tag}")),
+                "cancel": target.cancel,
+                "pause": target.pause,
+                "unpause": target.unpause,
+            }[kind]
+            self.log.append(("re-entered", tag, self.outcome(method)))
+            return result
+
+        return run
+
+    def step(self, number: int, op: tuple[Any, ...]) -> None:
+        kind, i = op[0], op[1]
+        d = self.ds[i]
+        if kind in ("addCallback", "addErrback", "addBoth"):
+            call = lambda: getattr(d, kind)(self.callback(number, op[2]))  # noqa: E731
+        elif kind == "addCallbacks":
+            call = lambda: d.addCallbacks(  # noqa: E731
+                self.callback((number, "cb"), op[2]),
+                self.callback((number, "eb"), op[3]),
+            )
+        elif kind == "callback":
+            call = lambda: d.callback(op[2])  # noqa: E731
+        elif kind == "errback":
+            call = lambda: d.errback(RuntimeError(f"errback {number}"))  # noqa: E731
+        elif kind == "chainDeferred":
+            call = lambda: d.chainDeferred(self.ds[op[2]])  # noqa: E731
+        else:
+            call = getattr(d, kind)
+        self.log.append(("op", number, self.outcome(call)))
+
+    def state(self) -> list[object]:
+        states: list[object] = []
+        for d in self.ds:
+            result = getattr(d, "result", "<none>")
+            states.append(
+                (
+                    d.called,
+                    d.paused,
+                    self.name(d._chainedTo),
+                    self.name(result),
+                    self.outcome(lambda: str(d)),
+                )
+            )
+        return states
+
+
+def run_program(
+    impl: Impl, canceller_kinds: list[str | None], ops: list[tuple[Any, ...]]
+) -> list[object]:
+    program = Program(impl, canceller_kinds)
+    with warnings.catch_warnings():
+        # A callback returning its own Deferred warns; make that deterministic.
+        warnings.simplefilter("error")
+        for number, op in enumerate(ops):
+            program.step(number, op)
+        observed: list[object] = [program.log, program.state()]
+        # Finally: handle every result (so nothing is logged as unhandled).
+        for i, d in enumerate(program.ds):
+            seen: list[object] = []
+            d.addBoth(lambda r, seen=seen: seen.append(program.name(r)))
+            observed.append((i, seen))
+    return observed
+
+
+@settings(
+    max_examples=int(os.environ.get("TXDEFER_DIFF_EXAMPLES", "2000")),
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(canceller_kinds=cancellers, ops=st.lists(operation, max_size=14))
+def test_random_programs_behave_as_on_twisted(
+    impl: Impl, canceller_kinds: list[str | None], ops: list[tuple[Any, ...]]
+) -> None:
+    expected = run_program(TWISTED, canceller_kinds, ops)
+    assert run_program(impl, canceller_kinds, ops) == expected
