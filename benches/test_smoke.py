@@ -1,0 +1,97 @@
+"""
+The benchmark suite's smoke test: every workload runs on both implementations and
+produces the same outcome, and a ``--smoke`` run reports every workload.  Nothing
+here asserts anything about timings.
+
+The ``bench`` extra (rich, matplotlib) is hidden from these tests: the smoke run
+must work without it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from txdefer.bench import REGISTRY, SMOKE
+from txdefer.bench.cli import main
+from txdefer.bench.impls import BOTH
+from txdefer.bench.runner import run_timed
+from txdefer.bench.spec import MemoryWorkload, Workload
+
+TIMED = [w for w in REGISTRY if isinstance(w, Workload)]
+MEMORY = [w for w in REGISTRY if isinstance(w, MemoryWorkload)]
+
+
+@pytest.fixture
+def without_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    Make ``import rich`` and ``import matplotlib`` fail, as without the extra.
+    """
+    for name in list(sys.modules):
+        if name.split(".")[0] in ("rich", "matplotlib"):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "rich", None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+
+
+@pytest.mark.parametrize("workload", TIMED, ids=lambda w: w.name)
+def test_timed_workload_same_outcome(workload: Workload) -> None:
+    """
+    Twisted and txdefer produce the same outcome, twice in a row, and still do after
+    a smoke timing.
+    """
+    outcomes = {}
+    for impl in BOTH:
+        case = workload.setup(impl.ns)
+        outcomes[impl.key] = [case.check(case.run()), case.check(case.run())]
+    assert outcomes["twisted"][0] == outcomes["twisted"][1]
+    assert outcomes["txdefer"] == outcomes["twisted"]
+    assert run_timed(workload, SMOKE).outcome == outcomes["twisted"][0]
+
+
+@pytest.mark.parametrize("workload", MEMORY, ids=lambda w: w.name)
+def test_memory_workload_same_outcome(workload: MemoryWorkload) -> None:
+    """
+    The objects a memory workload builds behave the same once fired.
+    """
+    outcomes = {}
+    for impl in BOTH:
+        slots: list[object] = [None] * 10
+        workload.fill(impl.ns, slots)
+        outcomes[impl.key] = workload.fire(slots)
+    assert outcomes["txdefer"] == outcomes["twisted"]
+
+
+def test_smoke_run_reports_every_workload(
+    without_extra: None, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """
+    ``--smoke`` runs every workload of the registry, prints each in the table and
+    writes each to the JSON report, marked as giving identical results.  Without
+    matplotlib it skips the chart instead of failing.
+    """
+    report, chart = tmp_path / "smoke.json", tmp_path / "smoke.png"
+    assert main(["--smoke", "--json", str(report), "--plot", str(chart)]) == 0
+    assert not chart.exists()
+
+    data = json.loads(report.read_text(encoding="utf-8"))
+    entries = data["timed"] + data["memory"]
+    assert [e["name"] for e in entries] == [w.name for w in REGISTRY]
+    assert all(e["results_identical"] for e in entries)
+    assert data["mode"]["name"] == "smoke"
+
+    printed = capsys.readouterr()
+    for workload in REGISTRY:
+        assert workload.name in printed.out
+        assert workload.name in printed.err  # the progress lines
+
+
+def test_plot_without_matplotlib_fails_before_measuring(
+    without_extra: None, tmp_path
+) -> None:
+    """
+    Asking for a chart without the extra stops at once, with the install hint.
+    """
+    with pytest.raises(SystemExit, match="matplotlib"):
+        main(["--quick", "--plot", str(tmp_path / "chart.png")])
