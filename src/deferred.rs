@@ -522,9 +522,8 @@ impl Deferred {
     #[getter]
     fn get_result(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
-        match slf.get().lock()?.result.as_ref() {
-            Some(r) => return Ok(r.clone_ref(py)),
-            None => {}
+        if let Some(r) = slf.get().lock()?.result.as_ref() {
+            return Ok(r.clone_ref(py));
         }
         Err(no_result_error(slf))
     }

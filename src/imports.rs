@@ -128,6 +128,13 @@ pub enum ResultKind {
     ForeignDeferred,
 }
 
+impl ResultKind {
+    /// A Deferred of either implementation: chained on when a callback returns it.
+    pub fn is_deferred(self) -> bool {
+        matches!(self, ResultKind::Deferred | ResultKind::ForeignDeferred)
+    }
+}
+
 /// Classify `obj` by its real type in one walk of the MRO, by identity: no
 /// `__instancecheck__`, no `__class__` lookup, no Python code.
 pub fn classify(obj: &Bound<'_, PyAny>) -> PyResult<ResultKind> {

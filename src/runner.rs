@@ -23,10 +23,7 @@ const SELF_RETURN_WARNING: &str = "Callback returned the Deferred it was attache
 
 /// Is `obj` a Deferred (txdefer's, or Twisted's pure-Python one)?  C-level checks only.
 pub fn is_deferred(obj: &Bound<'_, PyAny>) -> bool {
-    matches!(
-        imports::classify(obj),
-        Ok(ResultKind::Deferred | ResultKind::ForeignDeferred)
-    )
+    imports::classify(obj).is_ok_and(ResultKind::is_deferred)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -108,7 +105,8 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
     'frames: while let Some(top) = stack.last_mut() {
         let current = top.d.bind(py).clone();
         let resumed = std::mem::replace(&mut top.resume, false);
-        let is_root = top.kind == Kind::Root && stack.len() == 1;
+        // The Root frame only ever sits at the bottom of the stack.
+        let is_root = top.kind == Kind::Root;
         let (mut next, old_chained) = {
             let mut st = current.get().lock()?;
             if is_root && !resumed && st.running {
@@ -131,8 +129,8 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
         };
         drop(old_chained);
 
-        // Whether the current result is a Failure, when known.
-        let mut result_is_failure: Option<bool> = None;
+        // What the current result is, when already known.
+        let mut result_kind: Option<ResultKind> = None;
         let mut finished = true;
         let has_info = loop {
             let taken = std::mem::replace(&mut next, Next::Done { has_info: false });
@@ -140,10 +138,11 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
                 Next::Run(entry, result) => (entry, result.into_bound(py)),
                 Next::Done { has_info } => break has_info,
             };
-            let is_fail = match result_is_failure.take() {
+            let kind = match result_kind.take() {
                 Some(known) => known,
-                None => imports::is_failure(&result)?,
+                None => imports::classify(&result)?,
             };
+            let is_fail = kind == ResultKind::Failure;
             match entry.step(is_fail) {
                 Step::Call(call) => {
                     let returned = call.invoke(py, result);
@@ -160,9 +159,8 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
                         }
                         Err(err) => make_failure(py, start, &err)?,
                     };
-                    let kind = imports::classify(&new_result)?;
-                    let new_is_fail = kind == ResultKind::Failure;
-                    let new_is_deferred = matches!(kind, ResultKind::Deferred | ResultKind::ForeignDeferred);
+                    let new_kind = imports::classify(&new_result)?;
+                    let new_is_deferred = new_kind.is_deferred();
                     let old = {
                         let mut st = current.get().lock()?;
                         st.running = false;
@@ -180,19 +178,19 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
                         }
                         next = pop_next_locked(py, &current)?;
                     } else {
-                        result_is_failure = Some(new_is_fail);
+                        result_kind = Some(new_kind);
                     }
                 }
                 Step::PassThrough => {
                     current.get().lock()?.running = false;
                     // Twisted calls `passthru`/`_failthru`, which return the result
                     // unchanged: a Deferred result is then chained like any other.
-                    if !is_fail && is_deferred(&result) {
+                    if kind.is_deferred() {
                         if chain_on(py, &current, &result)? {
                             break current.get().lock()?.debug_info.is_some();
                         }
                     } else {
-                        result_is_failure = Some(is_fail);
+                        result_kind = Some(kind);
                     }
                     next = pop_next_locked(py, &current)?;
                 }
@@ -233,7 +231,8 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
         };
 
         if finished {
-            if result_is_failure != Some(false) || has_info {
+            let maybe_failed = result_kind.map_or(true, |k| k == ResultKind::Failure);
+            if maybe_failed || has_info {
                 update_debug_info(py, &current)?;
             }
             let frame = stack.pop();
