@@ -139,12 +139,7 @@ fn continue_pair<'py>(py: Python<'py>, d: Bound<'py, PyAny>) -> PyResult<Bound<'
 }
 
 fn pass_triple<'py>(py: Python<'py>, func: &Py<PyAny>) -> PyResult<Bound<'py, PyTuple>> {
-    Call {
-        func: func.clone_ref(py),
-        args: None,
-        kwargs: None,
-    }
-    .triple(py)
+    Call::new(func.bind(py).clone(), None, None)?.triple(py)
 }
 
 /// Twisted's representation of one entry.

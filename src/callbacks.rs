@@ -19,9 +19,14 @@ use crate::imports;
 
 /// One callable with its extra arguments, as given to `addCallback(f, *args, **kwargs)`.
 pub struct Call {
-    pub func: Py<PyAny>,
-    /// Extra positional arguments; `None` when there are none.  Usually a tuple, but
-    /// `addCallbacks(callbackArgs=...)` accepts any sequence, as Twisted does.
+    /// The callable; or, when `addCallback(f, *args)` got extra positional arguments,
+    /// the very tuple `(f, *args)` it was called with, kept as it is (no copy, no
+    /// slice).  An exact tuple is never callable, so the two cannot be confused: a
+    /// non-callable tuple given as the callable is stored packed, as `(tuple,)`.
+    head: Py<PyAny>,
+    /// Extra positional arguments given separately (`addCallbacks(callbackArgs=...)`);
+    /// `None` when there are none.  Usually a tuple, but any sequence is accepted, as
+    /// in Twisted.
     pub args: Option<Py<PyAny>>,
     /// Extra keyword arguments; `None` when there are none.  Any mapping.
     pub kwargs: Option<Py<PyAny>>,
@@ -36,21 +41,81 @@ impl Call {
         args: Option<Bound<'_, PyAny>>,
         kwargs: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let py = func.py();
         let args = match args {
             Some(a) if !a.is_none() && !is_empty_tuple(&a) => Some(a.unbind()),
             _ => None,
         };
         let kwargs = kwargs.filter(|k| !k.is_none()).map(Bound::unbind);
+        let head = if func.is_exact_instance_of::<PyTuple>() {
+            PyTuple::new(py, [func])?.into_any().unbind()
+        } else {
+            func.unbind()
+        };
+        Ok(Call { head, args, kwargs })
+    }
+
+    /// `addCallback(*call_args, **kwargs)`: `call_args` is `(f, *args)`, non-empty.
+    pub fn from_call_args(
+        call_args: Bound<'_, PyTuple>,
+        kwargs: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let head = if call_args.len() == 1 {
+            let func = call_args.get_item(0)?;
+            if func.is_exact_instance_of::<PyTuple>() {
+                call_args.into_any().unbind()
+            } else {
+                func.unbind()
+            }
+        } else {
+            call_args.into_any().unbind()
+        };
         Ok(Call {
-            func: func.unbind(),
-            args,
-            kwargs,
+            head,
+            args: None,
+            kwargs: kwargs.map(Bound::unbind),
+        })
+    }
+
+    /// Replace the callable, keeping the extra arguments.
+    pub fn with_func(self, func: Py<PyAny>) -> Self {
+        Call { head: func, ..self }
+    }
+
+    /// The callable.
+    pub fn func<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        let head = self.head.bind(py);
+        match head.cast_exact::<PyTuple>() {
+            Ok(packed) => packed.as_slice()[0].clone(),
+            Err(_) => head.clone(),
+        }
+    }
+
+    /// The extra positional arguments, as one object (`None` if there are none).
+    fn all_args<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let head = self.head.bind(py);
+        let separate = self.args.as_ref().map(|a| a.bind(py).clone());
+        let Ok(packed) = head.cast_exact::<PyTuple>() else {
+            return Ok(separate);
+        };
+        let inline = packed.get_slice(1, packed.len());
+        Ok(match separate {
+            None if inline.is_empty() => None,
+            None => Some(inline.into_any()),
+            Some(sep) if inline.is_empty() => Some(sep),
+            Some(sep) => {
+                let mut all: Vec<Bound<'py, PyAny>> = inline.iter().collect();
+                for item in sep.try_iter()? {
+                    all.push(item?);
+                }
+                Some(PyTuple::new(py, all)?.into_any())
+            }
         })
     }
 
     pub fn clone_ref(&self, py: Python<'_>) -> Self {
         Call {
-            func: self.func.clone_ref(py),
+            head: self.head.clone_ref(py),
             args: self.args.as_ref().map(|a| a.clone_ref(py)),
             kwargs: self.kwargs.as_ref().map(|k| k.clone_ref(py)),
         }
@@ -62,14 +127,62 @@ impl Call {
         py: Python<'py>,
         result: Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let func = self.func.bind(py);
-        let args = self.args.as_ref().map(|a| a.bind(py));
+        let head = self.head.bind(py);
+        if self.args.is_none() {
+            let kwargs = match &self.kwargs {
+                None => None,
+                Some(k) => match k.bind(py).cast::<PyDict>() {
+                    Ok(d) if d.is_empty() => None,
+                    Ok(d) => Some(d),
+                    Err(_) => return self.invoke_general(py, result),
+                },
+            };
+            let packed = head.cast_exact::<PyTuple>().ok();
+            return match (packed, kwargs) {
+                (None, None) => head.call1((result,)),
+                (Some(t), None) => match t.as_slice() {
+                    [f, a] => f.call1((result, a)),
+                    [f, a, b] => f.call1((result, a, b)),
+                    [f, a, b, c] => f.call1((result, a, b, c)),
+                    [f] => f.call1((result,)),
+                    _ => self.invoke_slow(py, result, None),
+                },
+                (None, Some(k)) => head.call((result,), Some(k)),
+                (Some(_), Some(k)) => self.invoke_slow(py, result, Some(k)),
+            };
+        }
+        self.invoke_general(py, result)
+    }
+
+    /// Any number of positional arguments, plain tuple and dict.
+    fn invoke_slow<'py>(
+        &self,
+        py: Python<'py>,
+        result: Bound<'py, PyAny>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let func = self.func(py);
+        let mut all = vec![result];
+        if let Some(extra) = self.all_args(py)? {
+            all.extend(extra.cast::<PyTuple>()?.as_slice().iter().cloned());
+        }
+        func.call(PyTuple::new(py, all)?, kwargs)
+    }
+
+    /// Separately given arguments (`addCallbacks(callbackArgs=..., callbackKeywords=...)`).
+    fn invoke_general<'py>(
+        &self,
+        py: Python<'py>,
+        result: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let func = self.func(py);
+        let args = self.all_args(py)?;
         let kwargs = self.kwargs.as_ref().map(|k| k.bind(py));
-        let args_tuple = match args {
+        let args_tuple = match &args {
             None => None,
             Some(a) => match a.cast::<PyTuple>() {
                 Ok(t) => Some(t),
-                Err(_) => return imports::call_general(func, result, args, kwargs),
+                Err(_) => return imports::call_general(&func, result, args.as_ref(), kwargs),
             },
         };
         let kwargs_dict = match kwargs {
@@ -77,7 +190,7 @@ impl Call {
             Some(k) => match k.cast::<PyDict>() {
                 Ok(d) if d.is_empty() => None,
                 Ok(d) => Some(d),
-                Err(_) => return imports::call_general(func, result, args, kwargs),
+                Err(_) => return imports::call_general(&func, result, args.as_ref(), kwargs),
             },
         };
         match (args_tuple, kwargs_dict) {
@@ -85,10 +198,6 @@ impl Call {
             (Some(a), None) if a.len() == 1 => {
                 let a = a.as_slice();
                 func.call1((result, &a[0]))
-            }
-            (Some(a), None) if a.len() == 2 => {
-                let a = a.as_slice();
-                func.call1((result, &a[0], &a[1]))
             }
             (a, k) => {
                 let mut all = vec![result];
@@ -103,19 +212,19 @@ impl Call {
 
     /// The `(callable, args, kwargs)` triple Twisted would have stored.
     pub fn triple<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        let args: Bound<'py, PyAny> = match &self.args {
-            Some(a) => a.bind(py).clone(),
+        let args: Bound<'py, PyAny> = match self.all_args(py)? {
+            Some(a) => a,
             None => PyTuple::empty(py).into_any(),
         };
         let kwargs: Bound<'py, PyAny> = match &self.kwargs {
             Some(k) => k.bind(py).clone(),
             None => PyDict::new(py).into_any(),
         };
-        PyTuple::new(py, [self.func.bind(py).clone(), args, kwargs])
+        PyTuple::new(py, [self.func(py), args, kwargs])
     }
 
     fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.func)?;
+        visit.call(&self.head)?;
         visit.call(&self.args)?;
         visit.call(&self.kwargs)
     }

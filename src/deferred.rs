@@ -8,7 +8,7 @@
 //! yields Python exceptions, never a deadlock or memory corruption.
 
 
-use pyo3::exceptions::{PyAttributeError, PyDeprecationWarning};
+use pyo3::exceptions::{PyAttributeError, PyDeprecationWarning, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple, PyType};
 use pyo3::{intern, PyTraverseError, PyVisit};
@@ -167,16 +167,52 @@ fn push_entry<'py>(slf: &Bound<'py, Deferred>, entry: Entry) -> PyResult<Bound<'
     Ok(slf.clone())
 }
 
-fn extra_args<'py>(args: &Bound<'py, PyTuple>) -> Option<Bound<'py, PyAny>> {
-    if args.is_empty() {
-        None
-    } else {
-        Some(args.clone().into_any())
+/// Bind `addCallback(callback, *args, **kwargs)` (or `addErrback`/`addBoth`, whose
+/// first parameter is `param`) by hand: the tuple Python packed the call's positional
+/// arguments into is kept whole (see `Call::from_call_args`), and argument errors read
+/// exactly as Python words them for Twisted's methods.
+fn call_from_args<'py>(
+    method: &str,
+    param: &str,
+    args: Bound<'py, PyTuple>,
+    kwargs: Option<Bound<'py, PyDict>>,
+) -> PyResult<Call> {
+    let Some(kwargs) = kwargs.filter(|k| !k.is_empty()) else {
+        if args.is_empty() {
+            return Err(missing_argument(method, param));
+        }
+        return Call::from_call_args(args, None);
+    };
+    let mut func = None;
+    for key in kwargs.keys() {
+        let Ok(name) = key.extract::<&str>() else { continue };
+        if name == "self" || (name == param && !args.is_empty()) {
+            return Err(PyTypeError::new_err(format!(
+                "Deferred.{method}() got multiple values for argument '{name}'"
+            )));
+        }
+        if name == param {
+            func = Some(kwargs.get_item(name)?);
+        }
+    }
+    match func {
+        None if args.is_empty() => Err(missing_argument(method, param)),
+        None => Call::from_call_args(args, Some(kwargs.into_any())),
+        Some(func) => {
+            // Keyword-only call: `addCallback(callback=f, **more)`.  The mapping may be
+            // the caller's own (when called from C): copy before removing `param`.
+            let rest = kwargs.copy()?;
+            rest.del_item(param)?;
+            let rest = (!rest.is_empty()).then(|| rest.into_any());
+            Call::new(func.unwrap_or_else(|| args.py().None().into_bound(args.py())), None, rest)
+        }
     }
 }
 
-fn extra_kwargs<'py>(kwargs: Option<&Bound<'py, PyDict>>) -> Option<Bound<'py, PyAny>> {
-    kwargs.filter(|k| !k.is_empty()).map(|k| k.clone().into_any())
+fn missing_argument(method: &str, param: &str) -> PyErr {
+    PyTypeError::new_err(format!(
+        "Deferred.{method}() missing 1 required positional argument: '{param}'"
+    ))
 }
 
 #[pymethods]
@@ -226,39 +262,36 @@ impl Deferred {
     }
 
     /// Convenience method for adding just a callback.  See `addCallbacks`.
-    #[pyo3(name = "addCallback", signature = (callback, *args, **kwargs))]
+    #[pyo3(name = "addCallback", signature = (*args, **kwargs), text_signature = "($self, callback, *args, **kwargs)")]
     fn add_callback<'py>(
         slf: &Bound<'py, Self>,
-        callback: Bound<'py, PyAny>,
-        args: &Bound<'py, PyTuple>,
-        kwargs: Option<&Bound<'py, PyDict>>,
+        args: Bound<'py, PyTuple>,
+        kwargs: Option<Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, Self>> {
-        let call = Call::new(callback, extra_args(args), extra_kwargs(kwargs))?;
+        let call = call_from_args("addCallback", "callback", args, kwargs)?;
         push_entry(slf, Entry::Callback(call))
     }
 
     /// Convenience method for adding just an errback.  See `addCallbacks`.
-    #[pyo3(name = "addErrback", signature = (errback, *args, **kwargs))]
+    #[pyo3(name = "addErrback", signature = (*args, **kwargs), text_signature = "($self, errback, *args, **kwargs)")]
     fn add_errback<'py>(
         slf: &Bound<'py, Self>,
-        errback: Bound<'py, PyAny>,
-        args: &Bound<'py, PyTuple>,
-        kwargs: Option<&Bound<'py, PyDict>>,
+        args: Bound<'py, PyTuple>,
+        kwargs: Option<Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, Self>> {
-        let call = Call::new(errback, extra_args(args), extra_kwargs(kwargs))?;
+        let call = call_from_args("addErrback", "errback", args, kwargs)?;
         push_entry(slf, Entry::Errback(call))
     }
 
     /// Convenience method for adding a single callable as both a callback and an
     /// errback.  See `addCallbacks`.
-    #[pyo3(name = "addBoth", signature = (callback, *args, **kwargs))]
+    #[pyo3(name = "addBoth", signature = (*args, **kwargs), text_signature = "($self, callback, *args, **kwargs)")]
     fn add_both<'py>(
         slf: &Bound<'py, Self>,
-        callback: Bound<'py, PyAny>,
-        args: &Bound<'py, PyTuple>,
-        kwargs: Option<&Bound<'py, PyDict>>,
+        args: Bound<'py, PyTuple>,
+        kwargs: Option<Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, Self>> {
-        let call = Call::new(callback, extra_args(args), extra_kwargs(kwargs))?;
+        let call = call_from_args("addBoth", "callback", args, kwargs)?;
         push_entry(slf, Entry::Both(call))
     }
 
@@ -292,10 +325,7 @@ impl Deferred {
                     // Twisted's `_failthru` is still called with the extra arguments
                     // (and fails with a TypeError, as it does there).
                     let failthru = imports::foreign(py)?.twisted_failthru.clone_ref(py);
-                    let eb = Call {
-                        func: failthru,
-                        ..eb_extra
-                    };
+                    let eb = eb_extra.with_func(failthru);
                     Entry::Pair(Box::new([cb, eb]))
                 }
             }

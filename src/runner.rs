@@ -149,7 +149,7 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
                     let new_result = match returned {
                         Ok(value) => {
                             if value.is(&current) {
-                                match imports::warn_about_function(call.func.bind(py), SELF_RETURN_WARNING) {
+                                match imports::warn_about_function(&call.func(py), SELF_RETURN_WARNING) {
                                     Ok(()) => value,
                                     Err(err) => make_failure(py, start, &err)?,
                                 }

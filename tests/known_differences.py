@@ -21,11 +21,8 @@ OWN_SUITE: dict[str, str] = {
     f"tests/test_bad_input.py::test_bad_input_same_as_twisted[{impl}-{case}]": _PYO3_ARGUMENT_ERRORS
     for impl in ("txdefer", "subclass")
     for case in (
-        "addBoth_without_callback",
-        "addCallback_without_callback",
         "addCallbacks_unknown_keyword",
         "addCallbacks_without_callback",
-        "addErrback_without_errback",
         "callback_with_two_arguments",
         "callback_without_argument",
         "cancel_with_an_argument",

@@ -74,6 +74,57 @@ def callback_with_unexpected_keyword(ns: Impl) -> object:
     return _failed_run(ns, lambda d: d.addCallback(cb, extra=1) is d)
 
 
+@bad_input
+def tuple_as_callback(ns: Impl) -> object:
+    return _failed_run(ns, lambda d: d.addCallback((str, 1)) is d)
+
+
+@bad_input
+def tuple_as_callback_with_arguments(ns: Impl) -> object:
+    return _failed_run(ns, lambda d: d.addBoth((str, 1), 2, k=3) is d)
+
+
+@bad_input
+def callback_given_twice(ns: Impl) -> object:
+    return _failed_run(ns, lambda d: d.addCallback(str, callback=repr) is d)
+
+
+@bad_input
+def errback_given_twice(ns: Impl) -> object:
+    return _failed_run(ns, lambda d: d.addErrback(str, errback=repr) is d, "errback")
+
+
+@bad_input
+def self_as_callback_keyword(ns: Impl) -> object:
+    return _failed_run(ns, lambda d: d.addBoth(str, self=1) is d)
+
+
+@bad_input
+def keywords_only_without_callback(ns: Impl) -> object:
+    return _failed_run(ns, lambda d: d.addCallback(extra=1) is d)
+
+
+# -- callbacks given by keyword (valid, and must still work) ---------------------------
+
+
+@bad_input
+def callback_by_keyword(ns: Impl) -> object:
+    def cb(result: object, extra: object = None) -> object:
+        return (result, extra)
+
+    return _failed_run(ns, lambda d: d.addCallback(callback=cb, extra=1) is d)
+
+
+@bad_input
+def errback_by_keyword(ns: Impl) -> object:
+    return _failed_run(ns, lambda d: d.addErrback(errback=lambda f: f.type.__name__) is d, "errback")
+
+
+@bad_input
+def callback_with_many_arguments(ns: Impl) -> object:
+    return _failed_run(ns, lambda d: d.addCallback(lambda *a, **k: (a, k), 1, 2, 3, 4, 5, z=6) is d)
+
+
 # -- addCallbacks with arguments of the wrong type --------------------------------------
 
 
