@@ -5,7 +5,8 @@
 //! failure's exception).  The driver (`inlineCallbacks`, `ensureDeferred`) sees the
 //! yielded Deferred, waits for it, and resumes the coroutine with `send()`.
 
-use pyo3::exceptions::PyStopIteration;
+use pyo3::exceptions::{PyBaseException, PyStopIteration};
+use pyo3::types::PyTuple;
 use pyo3::prelude::*;
 use pyo3::{intern, PyTraverseError, PyVisit};
 
@@ -45,7 +46,13 @@ impl DeferredIterator {
             }
             result.call_method0(intern!(py, "raiseException"))?;
         }
-        Err(PyStopIteration::new_err((result.unbind(),)))
+        // `StopIteration` carrying the value itself rather than an argument tuple: the
+        // awaiting coroutine then takes the value without an exception object ever
+        // being created.  A tuple would be taken as the arguments: wrap it.
+        if result.is_instance_of::<PyTuple>() || result.is_instance_of::<PyBaseException>() {
+            return Err(PyStopIteration::new_err((result.unbind(),)));
+        }
+        Err(PyStopIteration::new_err(result.unbind()))
     }
 }
 

@@ -160,6 +160,10 @@ fn render<'py>(py: Python<'py>, entry: &Entry) -> PyResult<Bound<'py, PyTuple>> 
         Entry::Pair(p) => PyTuple::new(py, [p[0].triple(py)?, p[1].triple(py)?]),
         Entry::Continue(d) => continue_pair(py, d.bind(py).clone().into_any()),
         Entry::ForeignContinue(d) => continue_pair(py, d.bind(py).clone()),
+        Entry::Native(n) => {
+            let t = pass_triple(py, &n.callable(py))?;
+            PyTuple::new(py, [t.clone(), t])
+        }
         Entry::Chain(d) => {
             let d = d.bind(py);
             let cb = Call::new(d.getattr(intern!(py, "callback"))?, None, None)?;

@@ -16,6 +16,7 @@ use pyo3::PyTraverseError;
 
 use crate::deferred::Deferred;
 use crate::imports;
+use crate::inline_callbacks::{self, Driver};
 
 /// One callable with its extra arguments, as given to `addCallback(f, *args, **kwargs)`.
 pub struct Call {
@@ -255,6 +256,43 @@ pub enum Entry {
     /// A pure-Python Twisted `Deferred` waiting on this one (Twisted's own loop
     /// appended its `_CONTINUE` marker through the `_callbacks` view).
     ForeignContinue(Py<PyAny>),
+    /// A callback implemented in Rust, called for either outcome without going
+    /// through Python's call machinery.
+    Native(Native),
+}
+
+/// The callbacks implemented in Rust.
+pub enum Native {
+    /// Resume an `inlineCallbacks` generator or coroutine waiting on this Deferred.
+    Resume(Py<Driver>),
+}
+
+impl Native {
+    /// Run it with the current result; what it returns becomes the new result.
+    pub fn invoke<'py>(&self, py: Python<'py>, result: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        match self {
+            Native::Resume(driver) => inline_callbacks::got_result(driver.bind(py), result),
+        }
+    }
+
+    /// The Python callable that does the same, for Twisted-shaped views.
+    pub fn callable(&self, py: Python<'_>) -> Py<PyAny> {
+        match self {
+            Native::Resume(driver) => driver.clone_ref(py).into_any(),
+        }
+    }
+
+    fn clone_ref(&self, py: Python<'_>) -> Self {
+        match self {
+            Native::Resume(driver) => Native::Resume(driver.clone_ref(py)),
+        }
+    }
+
+    fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        match self {
+            Native::Resume(driver) => visit.call(driver),
+        }
+    }
 }
 
 /// What the run loop does with an entry for the current result.
@@ -264,6 +302,7 @@ pub enum Step<'a> {
     Continue(&'a Py<Deferred>),
     Chain(&'a Py<Deferred>),
     ForeignContinue(&'a Py<PyAny>),
+    Native(&'a Native),
 }
 
 impl Entry {
@@ -277,6 +316,7 @@ impl Entry {
             Entry::Continue(d) => Step::Continue(d),
             Entry::Chain(d) => Step::Chain(d),
             Entry::ForeignContinue(d) => Step::ForeignContinue(d),
+            Entry::Native(n) => Step::Native(n),
         }
     }
 
@@ -285,7 +325,7 @@ impl Entry {
     pub fn calls_user_code(&self) -> bool {
         matches!(
             self,
-            Entry::Callback(_) | Entry::Errback(_) | Entry::Both(_) | Entry::Pair(_)
+            Entry::Callback(_) | Entry::Errback(_) | Entry::Both(_) | Entry::Pair(_) | Entry::Native(_)
         )
     }
 
@@ -298,6 +338,7 @@ impl Entry {
             Entry::Continue(d) => Entry::Continue(d.clone_ref(py)),
             Entry::Chain(d) => Entry::Chain(d.clone_ref(py)),
             Entry::ForeignContinue(d) => Entry::ForeignContinue(d.clone_ref(py)),
+            Entry::Native(n) => Entry::Native(n.clone_ref(py)),
         }
     }
 
@@ -310,6 +351,7 @@ impl Entry {
             }
             Entry::Continue(d) | Entry::Chain(d) => visit.call(d),
             Entry::ForeignContinue(d) => visit.call(d),
+            Entry::Native(n) => n.traverse(visit),
         }
     }
 }

@@ -155,7 +155,7 @@ pub fn start_run(d: &Bound<'_, Deferred>, result: Bound<'_, PyAny>) -> PyResult<
 }
 
 /// Append an entry; run the chain if the Deferred has already been fired.
-fn push_entry<'py>(slf: &Bound<'py, Deferred>, entry: Entry) -> PyResult<Bound<'py, Deferred>> {
+pub fn push_entry<'py>(slf: &Bound<'py, Deferred>, entry: Entry) -> PyResult<Bound<'py, Deferred>> {
     let called = {
         let mut st = slf.get().lock()?;
         st.callbacks.push_back(entry);

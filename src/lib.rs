@@ -3,8 +3,8 @@
 //! This file only assembles the module; each concept lives in its own file:
 //! `deferred` (the class), `callbacks` (the chain's entries and queue), `runner`
 //! (running the chain), `await_iter` (`await d`), `callback_view` (Twisted-shaped
-//! access to the chain, interop with Twisted's own class), `imports` (cached Python
-//! objects), `errors` (internal errors).
+//! access to the chain, interop with Twisted's own class), `inline_callbacks` (the
+//! generator/coroutine driver), `imports` (cached Python objects), `errors` (internal errors).
 
 mod await_iter;
 mod callback_view;
@@ -12,6 +12,7 @@ mod callbacks;
 mod deferred;
 mod errors;
 mod imports;
+mod inline_callbacks;
 mod runner;
 
 use pyo3::prelude::*;
@@ -78,6 +79,8 @@ mod _core {
     use super::deferred::succeed;
     #[pymodule_export]
     use super::{_failthru, _is_deferred, passthru};
+    #[pymodule_export]
+    use super::inline_callbacks::{cancellable_inline_callbacks, Driver, InlineCancel};
 
     use pyo3::prelude::*;
 

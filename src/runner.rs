@@ -144,19 +144,22 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
             };
             let is_fail = kind == ResultKind::Failure;
             match entry.step(is_fail) {
-                Step::Call(call) => {
-                    let returned = call.invoke(py, result);
-                    let new_result = match returned {
-                        Ok(value) => {
-                            if value.is(&current) {
+                step @ (Step::Call(_) | Step::Native(_)) => {
+                    let returned = match step {
+                        Step::Call(call) => match call.invoke(py, result) {
+                            Ok(value) if value.is(&current) => {
                                 match imports::warn_about_function(&call.func(py), SELF_RETURN_WARNING) {
-                                    Ok(()) => value,
-                                    Err(err) => make_failure(py, start, &err)?,
+                                    Ok(()) => Ok(value),
+                                    Err(err) => Err(err),
                                 }
-                            } else {
-                                value
                             }
-                        }
+                            other => other,
+                        },
+                        Step::Native(native) => native.invoke(py, result),
+                        _ => unreachable!("only calls get here"),
+                    };
+                    let new_result = match returned {
+                        Ok(value) => value,
                         Err(err) => make_failure(py, start, &err)?,
                     };
                     let new_kind = imports::classify(&new_result)?;
@@ -455,4 +458,45 @@ fn update_debug_info(py: Python<'_>, current: &Bound<'_, Deferred>) -> PyResult<
         info.bind(py).setattr(intern!(py, "failResult"), py.None())?;
     }
     Ok(())
+}
+
+/// The result of `d`, taken as a callback added now would take it (leaving `None`
+/// behind), if `d` would run such a callback at once and return straight away: fired,
+/// not paused, not running its callbacks, none left to run, and its result not a
+/// Deferred.  `None` otherwise (the caller then adds a callback).  This is the
+/// end state Twisted reaches by appending the callback and running the chain.
+pub fn take_ready_result<'py>(d: &Bound<'py, Deferred>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let py = d.py();
+    let ready = |st: &State| st.called && st.paused == 0 && !st.running && st.callbacks.is_empty();
+    let current = {
+        let st = d.get().lock()?;
+        if !ready(&st) {
+            return Ok(None);
+        }
+        match st.result.as_ref() {
+            Some(r) => r.clone_ref(py).into_bound(py),
+            None => return Ok(None),
+        }
+    };
+    // Classified without the lock held (it may import on first use).
+    if is_deferred(&current) {
+        return Ok(None);
+    }
+    let (value, chained, info) = {
+        let mut st = d.get().lock()?;
+        if !ready(&st) || !st.result.as_ref().is_some_and(|r| r.is(&current)) {
+            return Ok(None);
+        }
+        (
+            st.result.replace(py.None()),
+            st.chained_to.take(),
+            st.debug_info.as_ref().map(|i| i.clone_ref(py)),
+        )
+    };
+    drop(current);
+    drop(chained);
+    if let Some(info) = info {
+        info.bind(py).setattr(intern!(py, "failResult"), py.None())?;
+    }
+    Ok(value.map(|v| v.into_bound(py)))
 }

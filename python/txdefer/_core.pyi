@@ -112,11 +112,26 @@ class DeferredIterator(Iterator[Any]):
 class Resume:
     def __call__(self, result: object) -> None: ...
 
+@final
+class _InlineCallbacks:
+    """A running inlineCallbacks generator or coroutine, and its cancellation status."""
+
+    deferred: Deferred[Any]
+    waitingOn: DeferredBase[Any] | None
+    def __call__(self, result: object) -> None: ...
+
+@final
+class _InlineCancel:
+    def __call__(self, d: object) -> None: ...
+
 __all__ = [
     "CallbackList",
     "DeferredBase",
     "DeferredIterator",
     "Resume",
+    "_InlineCallbacks",
+    "_InlineCancel",
+    "_cancellableInlineCallbacks",
     "_failthru",
     "_is_deferred",
     "passthru",
@@ -138,3 +153,6 @@ def _configure(
     twisted_failthru: object,
 ) -> None: ...
 def _register_public(cls: type) -> None: ...
+def _cancellableInlineCallbacks(
+    gen: Generator[Any, Any, _T] | Coroutine[Any, Any, _T],
+) -> Deferred[_T]: ...

@@ -45,7 +45,6 @@ from txdefer._core import (
 from txdefer._deferred import Deferred
 from txdefer._support import (  # noqa: F401  (re-exported)
     _cancellableInlineCallbacks,
-    _inlineCallbacks,
     ensureDeferred,
     inlineCallbacks,
 )

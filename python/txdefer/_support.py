@@ -11,22 +11,22 @@ from __future__ import annotations
 import inspect
 import warnings
 from asyncio import iscoroutine
-from contextvars import copy_context as _copy_context
 from functools import wraps
-from sys import exc_info
 from types import GeneratorType
-from typing import Any
 
 from twisted.internet.defer import (
     NotACoroutineError,
-    _CancellationStatus,
     _cancelledToTimedOutError,
     _DefGen_Return,
     _InternalInlineCallbacksCancelledError,
 )
-from twisted.python.failure import Failure, _extraneous
+from twisted.python.failure import Failure
 
-from txdefer._core import _DEFERRED_SUBCLASSES, _is_deferred
+from txdefer._core import (
+    _DEFERRED_SUBCLASSES,
+    _cancellableInlineCallbacks,
+    _is_deferred,
+)
 from txdefer._deferred import Deferred
 
 
@@ -134,88 +134,38 @@ def ensureDeferred(coro):
         raise NotACoroutineError(f"{coro!r} is not a coroutine or a Deferred")
 
 
-def _gotResultInlineCallbacks(r, waiting, gen, status, context):
-    if waiting[0]:
-        waiting[0] = False
-        waiting[1] = r
-    else:
-        _inlineCallbacks(r, gen, status, context)
+def _isCoroutineOrGenerator(obj):
+    # What the driver does with a yielded object that is not a Deferred: drive it too.
+    return iscoroutine(obj) or inspect.isgenerator(obj)
 
 
-@_extraneous
-def _inlineCallbacks(result, gen, status, context):
-    # A loop, with `waiting`, so that generators yielding already-fired Deferreds
-    # don't recurse.
-    waiting: list[Any] = [True, None]
-    stopIteration = False
-    callbackValue: Any = None
-
-    while 1:
-        try:
-            # Send the last result back as the result of the yield expression.
-            isFailure = isinstance(result, Failure)
-            if isFailure:
-                result = context.run(result.throwExceptionIntoGenerator, gen)
-            else:
-                result = context.run(gen.send, result)
-        except StopIteration as e:
-            # fell off the end, or "return" statement
-            stopIteration = True
-            callbackValue = getattr(e, "value", None)
-        except _DefGen_Return as e:
-            # returnValue() was called.  Warn if it was called from a function other
-            # than the generator itself.  The traceback starts in this frame; the
-            # next one down is the application code (after
-            # throwExceptionIntoGenerator's frame, when an exception was thrown in).
-            appCodeTrace = exc_info()[2].tb_next
-            if isFailure:
-                appCodeTrace = appCodeTrace.tb_next
-            # returnValue itself and its deprecation wrapper take two frames.
-            if appCodeTrace.tb_next.tb_next.tb_next:
-                ultimateTrace = appCodeTrace
-                while ultimateTrace.tb_next.tb_next.tb_next:
-                    ultimateTrace = ultimateTrace.tb_next
-                filename = ultimateTrace.tb_frame.f_code.co_filename
-                lineno = ultimateTrace.tb_lineno
-                warnings.warn_explicit(
-                    "returnValue() in %r causing %r to exit: "
-                    "returnValue should only be invoked by functions decorated "
-                    "with inlineCallbacks"
-                    % (
-                        ultimateTrace.tb_frame.f_code.co_name,
-                        appCodeTrace.tb_frame.f_code.co_name,
-                    ),
-                    DeprecationWarning,
-                    filename,
-                    lineno,
-                )
-            stopIteration = True
-            callbackValue = e.value
-        except BaseException:
-            status.deferred.errback()
-            return
-
-        if stopIteration:
-            # Outside the exception handler, so a failing callback doesn't show
-            # "During handling of the above exception...".
-            status.deferred.callback(callbackValue)
-            return
-
-        isDeferred = type(result) in _DEFERRED_SUBCLASSES or _is_deferred(result)
-        if not isDeferred and (iscoroutine(result) or inspect.isgenerator(result)):
-            result = _cancellableInlineCallbacks(result)
-            isDeferred = True
-
-        if isDeferred:
-            result.addBoth(_gotResultInlineCallbacks, waiting, gen, status, context)
-            if waiting[0]:
-                # Not fired yet: get called back later.
-                waiting[0] = False
-                status.waitingOn = result
-                return
-            result = waiting[1]
-            waiting[0] = True
-            waiting[1] = None
+def _warnNonLocalReturnValue(tb, isFailure):
+    """
+    ``returnValue()`` ended a generator: warn, as Twisted does, if it was called from
+    a function other than the generator itself.  ``tb`` starts at the first Python
+    frame the exception went through: the generator's (or, when a failure was thrown
+    in, ``throwExceptionIntoGenerator``'s).
+    """
+    appCodeTrace = tb.tb_next if isFailure else tb
+    # returnValue itself and its deprecation wrapper take two frames.
+    if appCodeTrace.tb_next.tb_next.tb_next:
+        ultimateTrace = appCodeTrace
+        while ultimateTrace.tb_next.tb_next.tb_next:
+            ultimateTrace = ultimateTrace.tb_next
+        filename = ultimateTrace.tb_frame.f_code.co_filename
+        lineno = ultimateTrace.tb_lineno
+        warnings.warn_explicit(
+            "returnValue() in %r causing %r to exit: "
+            "returnValue should only be invoked by functions decorated "
+            "with inlineCallbacks"
+            % (
+                ultimateTrace.tb_frame.f_code.co_name,
+                appCodeTrace.tb_frame.f_code.co_name,
+            ),
+            DeprecationWarning,
+            filename,
+            lineno,
+        )
 
 
 def _addCancelCallbackToDeferred(it, status):
@@ -234,13 +184,6 @@ def _handleCancelInlineCallbacks(result, status, /):
     assert awaited is not None
     awaited.cancel()
     return status.deferred
-
-
-def _cancellableInlineCallbacks(gen):
-    deferred = Deferred(lambda d: _addCancelCallbackToDeferred(d, status))
-    status = _CancellationStatus(deferred)
-    _inlineCallbacks(None, gen, status, _copy_context())
-    return deferred
 
 
 def inlineCallbacks(f):

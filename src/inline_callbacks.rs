@@ -1,0 +1,332 @@
+//! The driver behind `inlineCallbacks`, `ensureDeferred` and `Deferred.fromCoroutine`:
+//! Twisted's `_inlineCallbacks` trampoline, in Rust.
+//!
+//! A generator (or coroutine) is sent the result of each Deferred it yields (awaits),
+//! or has the failure thrown into it, each step run in the `contextvars` context
+//! copied when it started, until it returns; its return value (or exception) then
+//! fires the Deferred handed to the caller.  A Deferred that already has its result
+//! is consumed on the spot and the loop goes on, so a generator yielding a million
+//! fired Deferreds never recurses.  Cancellation is Twisted's own code
+//! (`txdefer._support`), with the driver standing in for `_CancellationStatus`.
+
+use pyo3::exceptions::PyStopIteration;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
+use pyo3::{intern, PyTraverseError, PyVisit};
+
+use crate::callbacks::{Entry, Native};
+use crate::deferred::{self, debug_enabled, Deferred};
+use crate::errors::InternalError;
+use crate::imports::{self, ResultKind};
+use crate::runner;
+
+static COPY_CONTEXT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static DEFGEN_RETURN: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static COROUTINE_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static GENERATOR_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// Where the driver stands with the Deferred it last yielded (Twisted's `waiting`).
+#[derive(Default)]
+enum Waiting {
+    /// Not inside the loop: a result arriving now resumes the generator.
+    #[default]
+    Suspended,
+    /// Inside the loop, adding the resume callback: a result arriving now is kept
+    /// for the loop to pick up (no recursion).
+    Looping,
+    /// The result that arrived while `Looping`.
+    Got(Py<PyAny>),
+}
+
+struct DriverState {
+    /// `status.deferred`: what the generator's outcome fires.  Replaced when the
+    /// invocation is cancelled while waiting (see `_handleCancelInlineCallbacks`).
+    deferred: Option<Py<PyAny>>,
+    /// `status.waitingOn`: the Deferred the generator waits on.
+    waiting_on: Option<Py<PyAny>>,
+    waiting: Waiting,
+}
+
+/// One running `inlineCallbacks` generator or coroutine, and its cancellation status
+/// (it has Twisted's `_CancellationStatus` attributes, `deferred` and `waitingOn`).
+///
+/// Calling it with a result resumes the generator: it is the callback added to each
+/// Deferred the generator waits on.
+#[pyclass(module = "txdefer._core", name = "_InlineCallbacks", frozen)]
+pub struct Driver {
+    gen: Py<PyAny>,
+    /// `gen.send`, looked up once.
+    send: Py<PyAny>,
+    /// The `contextvars.Context` every step runs in.
+    context: Py<PyAny>,
+    state: spin::Mutex<DriverState>,
+}
+
+impl Driver {
+    fn lock(&self) -> Result<spin::MutexGuard<'_, DriverState>, InternalError> {
+        self.state.try_lock().ok_or(InternalError::Busy)
+    }
+}
+
+/// The canceller of the Deferred an `inlineCallbacks` invocation returns: Twisted's
+/// `lambda d: _addCancelCallbackToDeferred(d, status)`.
+#[pyclass(module = "txdefer._core", name = "_InlineCancel", frozen)]
+pub struct InlineCancel {
+    status: Py<Driver>,
+}
+
+#[pymethods]
+impl InlineCancel {
+    fn __call__(&self, py: Python<'_>, d: Bound<'_, PyAny>) -> PyResult<()> {
+        imports::support(py)?
+            .getattr(intern!(py, "_addCancelCallbackToDeferred"))?
+            .call1((d, self.status.bind(py)))?;
+        Ok(())
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.status)
+    }
+}
+
+/// Twisted's `_cancellableInlineCallbacks(gen)`: start driving `gen`; return the
+/// Deferred that fires with its outcome.
+#[pyfunction]
+#[pyo3(name = "_cancellableInlineCallbacks")]
+pub fn cancellable_inline_callbacks<'py>(gen: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = gen.py();
+    let context = COPY_CONTEXT.import(py, "contextvars", "copy_context")?.call0()?;
+    let send = gen.getattr(intern!(py, "send"))?;
+    let driver = Bound::new(
+        py,
+        Driver {
+            gen: gen.unbind(),
+            send: send.unbind(),
+            context: context.unbind(),
+            state: spin::Mutex::new(DriverState {
+                deferred: None,
+                waiting_on: None,
+                waiting: Waiting::Suspended,
+            }),
+        },
+    )?;
+    let canceller = Bound::new(
+        py,
+        InlineCancel {
+            status: driver.clone().unbind(),
+        },
+    )?;
+    let d = deferred::public_type(py)?.call1((canceller,))?;
+    driver.get().lock()?.deferred = Some(d.clone().unbind());
+    drive(&driver, py.None().into_bound(py))?;
+    Ok(d)
+}
+
+/// Is `obj` a coroutine or a generator (`iscoroutine(obj) or isgenerator(obj)`), to be
+/// driven as a nested `inlineCallbacks`?
+fn is_coroutine_or_generator(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = obj.py();
+    let t = obj.get_type();
+    if t.is(COROUTINE_TYPE.import(py, "types", "CoroutineType")?)
+        || t.is(GENERATOR_TYPE.import(py, "types", "GeneratorType")?)
+    {
+        return Ok(true);
+    }
+    imports::support(py)?
+        .getattr(intern!(py, "_isCoroutineOrGenerator"))?
+        .call1((obj,))?
+        .is_truthy()
+}
+
+/// Twisted's `_inlineCallbacks(result, gen, status, context)`.
+fn drive<'py>(driver: &Bound<'py, Driver>, mut result: Bound<'py, PyAny>) -> PyResult<()> {
+    let py = driver.py();
+    let me = driver.get();
+    let context = me.context.bind(py);
+    loop {
+        let is_failure = imports::classify(&result)? == ResultKind::Failure;
+        let sent = if is_failure {
+            let throw = result.getattr(intern!(py, "throwExceptionIntoGenerator"))?;
+            context.call_method1(intern!(py, "run"), (throw, me.gen.bind(py)))
+        } else {
+            context.call_method1(intern!(py, "run"), (me.send.bind(py), result))
+        };
+        let yielded = match sent {
+            Ok(value) => value,
+            Err(err) => return finish(driver, err, is_failure),
+        };
+        let awaited = match imports::classify(&yielded)? {
+            ResultKind::Deferred | ResultKind::ForeignDeferred => yielded,
+            _ if is_coroutine_or_generator(&yielded)? => cancellable_inline_callbacks(yielded)?,
+            _ => {
+                // Anything else is sent straight back.
+                result = yielded;
+                continue;
+            }
+        };
+        match wait_on(driver, &awaited)? {
+            Some(value) => result = value,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Add the resume callback to `awaited`.  Returns its result if it already has one
+/// (the loop goes on), or `None` when the generator must wait.
+fn wait_on<'py>(
+    driver: &Bound<'py, Driver>,
+    awaited: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let py = driver.py();
+    match awaited.cast::<Deferred>() {
+        Ok(native) if deferred::is_exact_public(awaited) || awaited.is_exact_instance_of::<Deferred>() => {
+            if let Some(value) = runner::take_ready_result(native)? {
+                return Ok(Some(value));
+            }
+            driver.get().lock()?.waiting = Waiting::Looping;
+            deferred::push_entry(native, Entry::Native(Native::Resume(driver.clone().unbind())))?;
+        }
+        _ => {
+            // A subclass (whose addBoth may be overridden) or Twisted's own class:
+            // through the public method, as Twisted does.
+            driver.get().lock()?.waiting = Waiting::Looping;
+            awaited.call_method1(intern!(py, "addBoth"), (driver,))?;
+        }
+    }
+    let mut st = driver.get().lock()?;
+    match std::mem::take(&mut st.waiting) {
+        Waiting::Got(value) => Ok(Some(value.into_bound(py))),
+        Waiting::Looping | Waiting::Suspended => {
+            // Not fired yet: get called back later.
+            let old = st.waiting_on.replace(awaited.clone().unbind());
+            drop(st);
+            drop(old);
+            Ok(None)
+        }
+    }
+}
+
+/// The generator is done: it returned, called `returnValue`, or raised.
+fn finish(driver: &Bound<'_, Driver>, err: PyErr, is_failure: bool) -> PyResult<()> {
+    let py = driver.py();
+    let outer = driver
+        .get()
+        .lock()?
+        .deferred
+        .as_ref()
+        .map(|d| d.clone_ref(py).into_bound(py))
+        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("inlineCallbacks has no Deferred"))?;
+    let value = if err.is_instance_of::<PyStopIteration>(py) {
+        // Fell off the end, or "return" statement.
+        err.value(py).getattr_opt(intern!(py, "value"))?
+    } else if err.matches(py, DEFGEN_RETURN.import(py, "twisted.internet.defer", "_DefGen_Return")?)? {
+        // returnValue() was called: warn if not from the generator itself.
+        let exc = err.value(py);
+        imports::support(py)?
+            .getattr(intern!(py, "_warnNonLocalReturnValue"))?
+            .call1((err.traceback(py), is_failure))?;
+        Some(exc.getattr(intern!(py, "value"))?)
+    } else {
+        let capture = debug_enabled(&outer)?;
+        let failure = imports::failure_from_err(py, &err, capture)?;
+        drop(err);
+        return fire(&outer, failure);
+    };
+    drop(err);
+    fire(&outer, value.unwrap_or_else(|| py.None().into_bound(py)))
+}
+
+/// `status.deferred.callback(value)` (or errback, for a failure).
+fn fire(outer: &Bound<'_, PyAny>, value: Bound<'_, PyAny>) -> PyResult<()> {
+    match outer.cast::<Deferred>() {
+        Ok(d) if deferred::is_exact_public(outer) => deferred::start_run(d, value),
+        _ => {
+            let py = outer.py();
+            let method = if imports::is_failure(&value)? {
+                intern!(py, "errback")
+            } else {
+                intern!(py, "callback")
+            };
+            outer.call_method1(method, (value,))?;
+            Ok(())
+        }
+    }
+}
+
+/// Twisted's `_gotResultInlineCallbacks`: a Deferred the generator waits on has its
+/// result.  Returns `None` (the awaited Deferred's result becomes `None`).
+pub fn got_result<'py>(driver: &Bound<'py, Driver>, result: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = driver.py();
+    {
+        let mut st = driver.get().lock()?;
+        if matches!(st.waiting, Waiting::Looping) {
+            st.waiting = Waiting::Got(result.unbind());
+            return Ok(py.None().into_bound(py));
+        }
+    }
+    drive(driver, result)?;
+    Ok(py.None().into_bound(py))
+}
+
+#[pymethods]
+impl Driver {
+    /// Resume the generator with `result` (the callback added to awaited Deferreds).
+    fn __call__<'py>(slf: &Bound<'py, Self>, result: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        got_result(slf, result)
+    }
+
+    /// The Deferred the generator's outcome fires.
+    #[getter]
+    fn get_deferred(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self.lock()?.deferred.as_ref().map_or_else(|| py.None(), |d| d.clone_ref(py)))
+    }
+
+    #[setter]
+    fn set_deferred(&self, value: Py<PyAny>) -> PyResult<()> {
+        let old = self.lock()?.deferred.replace(value);
+        drop(old);
+        Ok(())
+    }
+
+    /// The Deferred the generator is waiting on, if any.
+    #[getter(waitingOn)]
+    fn get_waiting_on(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self.lock()?.waiting_on.as_ref().map_or_else(|| py.None(), |d| d.clone_ref(py)))
+    }
+
+    #[setter(waitingOn)]
+    fn set_waiting_on(&self, value: Option<Py<PyAny>>) -> PyResult<()> {
+        let old = std::mem::replace(&mut self.lock()?.waiting_on, value);
+        drop(old);
+        Ok(())
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let gen = self.gen.bind(py).repr()?;
+        Ok(format!("<inlineCallbacks driving {gen}>"))
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.gen)?;
+        visit.call(&self.send)?;
+        visit.call(&self.context)?;
+        if let Some(st) = self.state.try_lock() {
+            visit.call(&st.deferred)?;
+            visit.call(&st.waiting_on)?;
+            if let Waiting::Got(value) = &st.waiting {
+                visit.call(value)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        if let Some(mut st) = self.state.try_lock() {
+            let taken = (st.deferred.take(), st.waiting_on.take(), std::mem::take(&mut st.waiting));
+            drop(st);
+            drop(taken);
+        }
+    }
+}
+
