@@ -161,7 +161,7 @@ fn render<'py>(py: Python<'py>, entry: &Entry) -> PyResult<Bound<'py, PyTuple>> 
         Entry::Continue(d) => continue_pair(py, d.bind(py).clone().into_any()),
         Entry::ForeignContinue(d) => continue_pair(py, d.bind(py).clone()),
         Entry::Native(n) => {
-            let t = pass_triple(py, &n.callable(py))?;
+            let t = pass_triple(py, &n.callable(py)?)?;
             PyTuple::new(py, [t.clone(), t])
         }
         Entry::Chain(d) => {

@@ -276,9 +276,11 @@ impl Native {
     }
 
     /// The Python callable that does the same, for Twisted-shaped views.
-    pub fn callable(&self, py: Python<'_>) -> Py<PyAny> {
+    pub fn callable(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         match self {
-            Native::Resume(driver) => driver.clone_ref(py).into_any(),
+            Native::Resume(driver) => {
+                Ok(Py::new(py, inline_callbacks::DriverResume::new(driver.clone_ref(py)))?.into_any())
+            }
         }
     }
 

@@ -498,10 +498,8 @@ impl Deferred {
         cls: &Bound<'py, PyType>,
         coro: Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let py = cls.py();
-        imports::support(py)?
-            .getattr(intern!(py, "fromCoroutine"))?
-            .call1((coro,))
+        let _ = cls;
+        crate::inline_callbacks::from_coroutine(coro)
     }
 
     /// Record every subclass in `_DEFERRED_SUBCLASSES`, as Twisted does.

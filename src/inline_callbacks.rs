@@ -51,8 +51,9 @@ struct DriverState {
 /// One running `inlineCallbacks` generator or coroutine, and its cancellation status
 /// (it has Twisted's `_CancellationStatus` attributes, `deferred` and `waitingOn`).
 ///
-/// Calling it with a result resumes the generator: it is the callback added to each
-/// Deferred the generator waits on.
+/// It is also the canceller of the Deferred the invocation returned: calling it with
+/// that Deferred cancels the invocation, as Twisted's
+/// `lambda d: _addCancelCallbackToDeferred(d, status)` does.
 #[pyclass(module = "txdefer._core", name = "_InlineCallbacks", frozen)]
 pub struct Driver {
     gen: Py<PyAny>,
@@ -69,24 +70,27 @@ impl Driver {
     }
 }
 
-/// The canceller of the Deferred an `inlineCallbacks` invocation returns: Twisted's
-/// `lambda d: _addCancelCallbackToDeferred(d, status)`.
-#[pyclass(module = "txdefer._core", name = "_InlineCancel", frozen)]
-pub struct InlineCancel {
-    status: Py<Driver>,
+/// The callback that resumes a driver, for Deferreds whose chain is reached through
+/// Python (subclasses, Twisted's own class, Twisted-shaped views of a chain).
+#[pyclass(module = "txdefer._core", name = "_InlineResume", frozen)]
+pub struct DriverResume {
+    driver: Py<Driver>,
+}
+
+impl DriverResume {
+    pub fn new(driver: Py<Driver>) -> Self {
+        DriverResume { driver }
+    }
 }
 
 #[pymethods]
-impl InlineCancel {
-    fn __call__(&self, py: Python<'_>, d: Bound<'_, PyAny>) -> PyResult<()> {
-        imports::support(py)?
-            .getattr(intern!(py, "_addCancelCallbackToDeferred"))?
-            .call1((d, self.status.bind(py)))?;
-        Ok(())
+impl DriverResume {
+    fn __call__<'py>(&self, py: Python<'py>, result: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        got_result(self.driver.bind(py), result)
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.status)
+        visit.call(&self.driver)
     }
 }
 
@@ -111,13 +115,8 @@ pub fn cancellable_inline_callbacks<'py>(gen: Bound<'py, PyAny>) -> PyResult<Bou
             }),
         },
     )?;
-    let canceller = Bound::new(
-        py,
-        InlineCancel {
-            status: driver.clone().unbind(),
-        },
-    )?;
-    let d = deferred::public_type(py)?.call1((canceller,))?;
+    // The driver is the canceller: Twisted's `lambda d: _addCancelCallbackToDeferred(d, status)`.
+    let d = deferred::public_type(py)?.call1((&driver,))?;
     driver.get().lock()?.deferred = Some(d.clone().unbind());
     drive(&driver, py.None().into_bound(py))?;
     Ok(d)
@@ -191,7 +190,8 @@ fn wait_on<'py>(
             // A subclass (whose addBoth may be overridden) or Twisted's own class:
             // through the public method, as Twisted does.
             driver.get().lock()?.waiting = Waiting::Looping;
-            awaited.call_method1(intern!(py, "addBoth"), (driver,))?;
+            let resume = Bound::new(py, DriverResume::new(driver.clone().unbind()))?;
+            awaited.call_method1(intern!(py, "addBoth"), (resume,))?;
         }
     }
     let mut st = driver.get().lock()?;
@@ -271,9 +271,13 @@ pub fn got_result<'py>(driver: &Bound<'py, Driver>, result: Bound<'py, PyAny>) -
 
 #[pymethods]
 impl Driver {
-    /// Resume the generator with `result` (the callback added to awaited Deferreds).
-    fn __call__<'py>(slf: &Bound<'py, Self>, result: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        got_result(slf, result)
+    /// Cancel the invocation whose Deferred is `d` (the canceller).
+    fn __call__(slf: &Bound<'_, Self>, d: Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        imports::support(py)?
+            .getattr(intern!(py, "_addCancelCallbackToDeferred"))?
+            .call1((d, slf))?;
+        Ok(())
     }
 
     /// The Deferred the generator's outcome fires.
@@ -330,3 +334,42 @@ impl Driver {
     }
 }
 
+
+/// `Deferred.fromCoroutine(coro)`: drive a coroutine (or generator) that awaits
+/// Deferreds; raises `NotACoroutineError` for anything else.
+pub fn from_coroutine<'py>(coro: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    if is_coroutine_or_generator(&coro)? {
+        return cancellable_inline_callbacks(coro);
+    }
+    let py = coro.py();
+    let message = format!("{} is not a coroutine", coro.repr()?);
+    Err(not_a_coroutine(py, message)?)
+}
+
+fn not_a_coroutine(py: Python<'_>, message: String) -> PyResult<PyErr> {
+    let cls = NOT_A_COROUTINE.import(py, "twisted.internet.defer", "NotACoroutineError")?;
+    Ok(PyErr::from_value(cls.call1((message,))?))
+}
+
+static NOT_A_COROUTINE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// Schedule the execution of a coroutine that awaits/yields from Deferreds, wrapping
+/// it in a Deferred that will fire on success/failure of the coroutine.
+///
+/// A Deferred (txdefer's or Twisted's) is returned as it is.  Coroutine functions can
+/// therefore be used wherever Deferred-returning functions are expected:
+/// `ensureDeferred(main())`.  Raises `NotACoroutineError` for anything else.
+#[pyfunction]
+#[pyo3(name = "ensureDeferred")]
+pub fn ensure_deferred<'py>(coro: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    if runner::is_deferred(&coro) {
+        return Ok(coro);
+    }
+    if is_coroutine_or_generator(&coro)? {
+        return cancellable_inline_callbacks(coro);
+    }
+    // It's not a coroutine.  Say that it's also not a Deferred.
+    let py = coro.py();
+    let message = format!("{} is not a coroutine or a Deferred", coro.repr()?);
+    Err(not_a_coroutine(py, message)?)
+}

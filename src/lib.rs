@@ -80,7 +80,7 @@ mod _core {
     #[pymodule_export]
     use super::{_failthru, _is_deferred, passthru};
     #[pymodule_export]
-    use super::inline_callbacks::{cancellable_inline_callbacks, Driver, InlineCancel};
+    use super::inline_callbacks::{cancellable_inline_callbacks, ensure_deferred, Driver, DriverResume};
 
     use pyo3::prelude::*;
 

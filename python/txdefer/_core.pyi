@@ -118,11 +118,11 @@ class _InlineCallbacks:
 
     deferred: Deferred[Any]
     waitingOn: DeferredBase[Any] | None
-    def __call__(self, result: object) -> None: ...
+    def __call__(self, d: object) -> None: ...
 
 @final
-class _InlineCancel:
-    def __call__(self, d: object) -> None: ...
+class _InlineResume:
+    def __call__(self, result: object) -> None: ...
 
 __all__ = [
     "CallbackList",
@@ -130,7 +130,8 @@ __all__ = [
     "DeferredIterator",
     "Resume",
     "_InlineCallbacks",
-    "_InlineCancel",
+    "_InlineResume",
+    "ensureDeferred",
     "_cancellableInlineCallbacks",
     "_failthru",
     "_is_deferred",
@@ -153,6 +154,9 @@ def _configure(
     twisted_failthru: object,
 ) -> None: ...
 def _register_public(cls: type) -> None: ...
+def ensureDeferred(
+    coro: Coroutine[Any, Any, _T] | Generator[Any, Any, _T] | DeferredBase[_T],
+) -> Deferred[_T]: ...
 def _cancellableInlineCallbacks(
     gen: Generator[Any, Any, _T] | Coroutine[Any, Any, _T],
 ) -> Deferred[_T]: ...

@@ -39,13 +39,13 @@ from txdefer._core import (
     _DEFERRED_SUBCLASSES,
     _failthru,
     _is_deferred,
+    ensureDeferred,
     passthru,
     succeed,
 )
 from txdefer._deferred import Deferred
 from txdefer._support import (  # noqa: F401  (re-exported)
     _cancellableInlineCallbacks,
-    ensureDeferred,
     inlineCallbacks,
 )
 

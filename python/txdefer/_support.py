@@ -15,18 +15,13 @@ from functools import wraps
 from types import GeneratorType
 
 from twisted.internet.defer import (
-    NotACoroutineError,
     _cancelledToTimedOutError,
     _DefGen_Return,
     _InternalInlineCallbacksCancelledError,
 )
 from twisted.python.failure import Failure
 
-from txdefer._core import (
-    _DEFERRED_SUBCLASSES,
-    _cancellableInlineCallbacks,
-    _is_deferred,
-)
+from txdefer._core import _cancellableInlineCallbacks
 from txdefer._deferred import Deferred
 
 
@@ -110,28 +105,6 @@ def fromFuture(cls, future):
     self.addCallback(uncancel)
     future.add_done_callback(adapt)
     return self
-
-
-def fromCoroutine(coro):
-    # asyncio.iscoroutine < 3.12 accepts generators too; >= 3.12 needs isgenerator.
-    if iscoroutine(coro) or inspect.isgenerator(coro):
-        return _cancellableInlineCallbacks(coro)
-    raise NotACoroutineError(f"{coro!r} is not a coroutine")
-
-
-def ensureDeferred(coro):
-    """
-    Schedule the execution of a coroutine that awaits/yields from Deferreds, wrapping
-    it in a Deferred that fires on success/failure of the coroutine.  A Deferred is
-    returned as it is.
-    """
-    if type(coro) in _DEFERRED_SUBCLASSES or _is_deferred(coro):
-        return coro
-    try:
-        return fromCoroutine(coro)
-    except NotACoroutineError:
-        # It's not a coroutine.  Say that it's also not a Deferred.
-        raise NotACoroutineError(f"{coro!r} is not a coroutine or a Deferred")
 
 
 def _isCoroutineOrGenerator(obj):
