@@ -9,10 +9,10 @@
 
 use pyo3::exceptions::{PyIndexError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::{PyDict, PyList, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
-use crate::callbacks::{Call, Entry};
+use crate::callbacks::{Call, Entry, Native};
 use crate::deferred::Deferred;
 use crate::imports;
 use crate::runner;
@@ -160,6 +160,12 @@ fn render<'py>(py: Python<'py>, entry: &Entry) -> PyResult<Bound<'py, PyTuple>> 
         Entry::Pair(p) => PyTuple::new(py, [p[0].triple(py)?, p[1].triple(py)?]),
         Entry::Continue(d) => continue_pair(py, d.bind(py).clone().into_any()),
         Entry::ForeignContinue(d) => continue_pair(py, d.bind(py).clone()),
+        Entry::Native(Native::ListMember(collector, index)) => {
+            let cb = collector.bind(py).clone().into_any();
+            let on_success = PyTuple::new(py, [cb.clone(), (*index, true).into_pyobject(py)?.into_any(), PyDict::new(py).into_any()])?;
+            let on_failure = PyTuple::new(py, [cb, (*index, false).into_pyobject(py)?.into_any(), PyDict::new(py).into_any()])?;
+            PyTuple::new(py, [on_success, on_failure])
+        }
         Entry::Native(n) => {
             let t = pass_triple(py, &n.callable(py)?)?;
             PyTuple::new(py, [t.clone(), t])

@@ -16,6 +16,7 @@ use pyo3::PyTraverseError;
 
 use crate::deferred::Deferred;
 use crate::imports;
+use crate::deferred_list::{self, Collector};
 use crate::inline_callbacks::{self, Driver};
 
 /// One callable with its extra arguments, as given to `addCallback(f, *args, **kwargs)`.
@@ -265,6 +266,8 @@ pub enum Entry {
 pub enum Native {
     /// Resume an `inlineCallbacks` generator or coroutine waiting on this Deferred.
     Resume(Py<Driver>),
+    /// Collect this Deferred's result as member `index` of a `DeferredList`.
+    ListMember(Py<Collector>, usize),
 }
 
 impl Native {
@@ -272,6 +275,10 @@ impl Native {
     pub fn invoke<'py>(&self, py: Python<'py>, result: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         match self {
             Native::Resume(driver) => inline_callbacks::got_result(driver.bind(py), result),
+            Native::ListMember(collector, index) => {
+                let succeeded = !imports::is_failure(&result)?;
+                deferred_list::member_fired(collector.bind(py), result, *index, succeeded)
+            }
         }
     }
 
@@ -281,18 +288,21 @@ impl Native {
             Native::Resume(driver) => {
                 Ok(Py::new(py, inline_callbacks::DriverResume::new(driver.clone_ref(py)))?.into_any())
             }
+            Native::ListMember(collector, _) => Ok(collector.clone_ref(py).into_any()),
         }
     }
 
     fn clone_ref(&self, py: Python<'_>) -> Self {
         match self {
             Native::Resume(driver) => Native::Resume(driver.clone_ref(py)),
+            Native::ListMember(collector, index) => Native::ListMember(collector.clone_ref(py), *index),
         }
     }
 
     fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
         match self {
             Native::Resume(driver) => visit.call(driver),
+            Native::ListMember(collector, _) => visit.call(collector),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `txdefer._core`: Twisted's `Deferred`, in Rust.
 //!
 //! This file only assembles the module; each concept lives in its own file:
-//! `deferred` (the class), `callbacks` (the chain's entries and queue), `runner`
+//! `deferred` (the class), `deferred_list` (`DeferredList`'s bookkeeping), `callbacks` (the chain's entries and queue), `runner`
 //! (running the chain), `await_iter` (`await d`), `callback_view` (Twisted-shaped
 //! access to the chain, interop with Twisted's own class), `inline_callbacks` (the
 //! generator/coroutine driver), `imports` (cached Python objects), `errors` (internal errors).
@@ -10,6 +10,7 @@ mod await_iter;
 mod callback_view;
 mod callbacks;
 mod deferred;
+mod deferred_list;
 mod errors;
 mod imports;
 mod inline_callbacks;
@@ -79,6 +80,8 @@ mod _core {
     use super::deferred::succeed;
     #[pymodule_export]
     use super::{_failthru, _is_deferred, passthru};
+    #[pymodule_export]
+    use super::deferred_list::{collect, parse_deferred_list_result, Collector};
     #[pymodule_export]
     use super::inline_callbacks::{cancellable_inline_callbacks, ensure_deferred, Driver, DriverResume};
 

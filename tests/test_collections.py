@@ -423,3 +423,34 @@ def test_DeferredFilesystemLock_timeout(impl: Impl, tmp_path: Any) -> None:
     assert failure.type is impl.TimeoutError
     assert str(failure.value) == f"Timed out acquiring lock: {path} after 2.500000s"
     holder.unlock()
+
+
+def test_DeferredList_subclass_overriding_cbDeferred_sees_every_member(impl: Impl) -> None:
+    """
+    A ``DeferredList`` subclass that overrides ``_cbDeferred`` has it called for each
+    member, fired before or after the list was made, and can change what the list
+    collects.
+    """
+    seen: list[object] = []
+
+    class Recording(impl.DeferredList):  # type: ignore[name-defined, misc]
+        def _cbDeferred(self, result: Any, index: int, succeeded: bool) -> Any:
+            seen.append((index, succeeded, result))
+            return super()._cbDeferred(result * 10, index, succeeded)
+
+    ds = [impl.succeed(1), impl.Deferred()]
+    dl = Recording(ds)
+    results: list[object] = []
+    dl.addCallback(results.append)
+    ds[1].callback(2)
+    assert seen == [(0, True, 1), (1, True, 2)]
+    assert results == [[(True, 10), (True, 20)]]
+    assert dl.finishedCount == 2
+
+
+def test_DeferredList_flags_read_on_the_class_as_in_Twisted(impl: Impl) -> None:
+    """The class-level defaults of ``DeferredList`` are Twisted's."""
+    assert impl.DeferredList.fireOnOneCallback is False
+    assert impl.DeferredList.fireOnOneErrback is False
+    assert not hasattr(impl.DeferredList, "consumeErrors")
+    assert not hasattr(impl.DeferredList, "finishedCount")

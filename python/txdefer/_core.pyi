@@ -121,6 +121,16 @@ class _InlineCallbacks:
     def __call__(self, d: object) -> None: ...
 
 @final
+class _ListCollector:
+    """What a DeferredList needs to collect its members' results."""
+
+    finishedCount: int
+    fireOnOneCallback: bool
+    fireOnOneErrback: bool
+    consumeErrors: bool
+    def __call__(self, result: object, index: int, succeeded: bool) -> Any: ...
+
+@final
 class _InlineResume:
     def __call__(self, result: object) -> None: ...
 
@@ -131,6 +141,9 @@ __all__ = [
     "Resume",
     "_InlineCallbacks",
     "_InlineResume",
+    "_ListCollector",
+    "_collect",
+    "_parseDeferredListResult",
     "ensureDeferred",
     "_cancellableInlineCallbacks",
     "_failthru",
@@ -160,3 +173,15 @@ def ensureDeferred(
 def _cancellableInlineCallbacks(
     gen: Generator[Any, Any, _T] | Coroutine[Any, Any, _T],
 ) -> Deferred[_T]: ...
+def _collect(
+    list: DeferredBase[Any],
+    members: list[Any],
+    results: list[Any],
+    fire_on_one_callback: bool,
+    fire_on_one_errback: bool,
+    consume_errors: bool,
+    via_python: bool,
+) -> _ListCollector: ...
+def _parseDeferredListResult(
+    resultList: list[tuple[bool, _T]], fireOnOneErrback: bool = False, /
+) -> list[_T]: ...

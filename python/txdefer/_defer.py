@@ -38,7 +38,9 @@ from twisted.python.failure import Failure
 from txdefer._core import (
     _DEFERRED_SUBCLASSES,
     _failthru,
+    _collect,
     _is_deferred,
+    _parseDeferredListResult,
     ensureDeferred,
     passthru,
     succeed,
@@ -124,6 +126,36 @@ def getDebugging() -> bool:
     return Deferred.debug
 
 
+_NO_DEFAULT = object()
+
+
+class _CollectorAttribute:
+    """
+    A ``DeferredList`` attribute kept by its collector (in Rust), where the members'
+    callbacks read and update it.  On the class it reads as Twisted's class default.
+    """
+
+    def __init__(self, default: object) -> None:
+        self.default = default
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: object, owner: type | None = None) -> object:
+        if obj is None:
+            if self.default is _NO_DEFAULT:
+                raise AttributeError(self.name)
+            return self.default
+        try:
+            collector = obj.__dict__["_collector"]
+        except KeyError:
+            raise AttributeError(self.name) from None
+        return getattr(collector, self.name)
+
+    def __set__(self, obj: object, value: object) -> None:
+        setattr(obj.__dict__["_collector"], self.name, value)
+
+
 class DeferredList(Deferred):
     """
     Collect the results of several Deferreds.
@@ -133,8 +165,10 @@ class DeferredList(Deferred):
     ``fireOnOneErrback`` and ``consumeErrors``.
     """
 
-    fireOnOneCallback = False
-    fireOnOneErrback = False
+    fireOnOneCallback = _CollectorAttribute(False)
+    fireOnOneErrback = _CollectorAttribute(False)
+    consumeErrors = _CollectorAttribute(_NO_DEFAULT)
+    finishedCount = _CollectorAttribute(_NO_DEFAULT)
 
     def __init__(
         self,
@@ -152,41 +186,23 @@ class DeferredList(Deferred):
         if len(self._deferredList) == 0 and not fireOnOneCallback:
             self.callback([])
 
-        # Set before attaching callbacks: they run at once for fired Deferreds.
-        self.fireOnOneCallback = fireOnOneCallback
-        self.fireOnOneErrback = fireOnOneErrback
-        self.consumeErrors = consumeErrors
-        self.finishedCount = 0
-
-        index = 0
-        for deferred in self._deferredList:
-            deferred.addCallbacks(
-                self._cbDeferred,
-                self._cbDeferred,
-                callbackArgs=(index, SUCCESS),
-                errbackArgs=(index, FAILURE),
-            )
-            index = index + 1
+        # Every member gets a native callback, unless a subclass overrides
+        # _cbDeferred: then it is called, as in Twisted.
+        _collect(
+            self,
+            self._deferredList,
+            self.resultList,
+            bool(fireOnOneCallback),
+            bool(fireOnOneErrback),
+            bool(consumeErrors),
+            type(self)._cbDeferred is not DeferredList._cbDeferred,
+        )
 
     def _cbDeferred(self, result, index, succeeded):
         """
         (internal) Callback for when one of my deferreds fires.
         """
-        self.resultList[index] = (succeeded, result)
-
-        self.finishedCount += 1
-        if not self.called:
-            if succeeded == SUCCESS and self.fireOnOneCallback:
-                self.callback((result, index))
-            elif succeeded == FAILURE and self.fireOnOneErrback:
-                self.errback(Failure(FirstError(result, index)))
-            elif self.finishedCount == len(self.resultList):
-                self.callback(self.resultList)
-
-        if succeeded == FAILURE and self.consumeErrors:
-            return None
-
-        return result
+        return self.__dict__["_collector"](result, index, succeeded)
 
     def cancel(self):
         """
@@ -199,15 +215,6 @@ class DeferredList(Deferred):
                     deferred.cancel()
                 except BaseException:
                     log.failure("Exception raised from user supplied canceller")
-
-
-def _parseDeferredListResult(resultList, fireOnOneErrback=False, /):
-    if __debug__:
-        for result in resultList:
-            assert result is not None
-            success, value = result
-            assert success
-    return [x[1] for x in resultList]
 
 
 def gatherResults(deferredList, consumeErrors=False):
