@@ -41,15 +41,55 @@ pub fn failure_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
     FAILURE.import(py, "twisted.python.failure", "Failure")
 }
 
-/// `Failure(value, type, tb, captureVars)` built from a caught Python error.
+/// The `Failure(captureVars=...)` Twisted builds inside `except` for a caught Python
+/// error (`err`).
+///
+/// Built the way Twisted's `Failure.__init__` builds it, without running it: the
+/// same instance (empty `args`, as `BaseException.__new__` leaves them), the same
+/// attributes in the same order, the same global `count`.  A value that is itself a
+/// `Failure` takes Twisted's own path (`_extrapolate`).
 pub fn failure_from_err<'py>(
     py: Python<'py>,
     err: &PyErr,
     capture_vars: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let value = err.value(py);
-    let tb = err.traceback(py);
-    failure_type(py)?.call1((value, err.get_type(py), tb, capture_vars))
+    let value = err.value(py).clone().into_any();
+    let ty = err.get_type(py).into_any();
+    let tb = err.traceback(py).map(Bound::into_any);
+    let cls = failure_type(py)?;
+    let tb_arg = tb.clone().unwrap_or_else(|| py.None().into_bound(py));
+    if classify(&value)? == ResultKind::Failure {
+        return cls.call1((value, ty, tb_arg, capture_vars));
+    }
+    let new = FAILURE_NEW.get_or_try_init(py, || cls.getattr("__new__").map(Bound::unbind))?;
+    let failure = new.bind(py).call1((cls,))?;
+    // `count = count + 1; self.count = count` (a module global, as in Twisted).
+    let failure_module = failure_module(py)?;
+    let count = failure_module.getattr(pyo3::intern!(py, "count"))?.add(1)?;
+    failure_module.setattr(pyo3::intern!(py, "count"), &count)?;
+    let tb = match tb {
+        Some(tb) if tb.is_truthy()? => tb,
+        _ => match value.getattr_opt(pyo3::intern!(py, "__traceback__"))? {
+            Some(t) if t.is_truthy()? => t,
+            _ => py.None().into_bound(py),
+        },
+    };
+    let dict = failure.getattr(pyo3::intern!(py, "__dict__"))?.cast_into::<pyo3::types::PyDict>()?;
+    dict.set_item(pyo3::intern!(py, "count"), count)?;
+    dict.set_item(pyo3::intern!(py, "type"), ty)?;
+    dict.set_item(pyo3::intern!(py, "value"), value)?;
+    dict.set_item(pyo3::intern!(py, "captureVars"), capture_vars)?;
+    dict.set_item(pyo3::intern!(py, "tb"), tb)?;
+    Ok(failure)
+}
+
+static FAILURE_NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static FAILURE_MOD: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+
+fn failure_module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
+    FAILURE_MOD
+        .get_or_try_init(py, || py.import("twisted.python.failure").map(Bound::unbind))
+        .map(|m| m.bind(py))
 }
 
 /// `Failure(value)` for an arbitrary object (an exception or anything else).

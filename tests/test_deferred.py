@@ -947,3 +947,27 @@ def test_copy_of_a_deferred(impl: Impl) -> None:
     assert fresh.called is False
     fresh.callback("deep")
     assert fresh.result == "deep"
+
+
+def test_failure_from_a_raising_callback_is_built_as_Twisted_builds_it(impl: Impl) -> None:
+    """
+    The ``Failure`` a raising callback leaves behind has Twisted's attributes, in
+    Twisted's order, its constructor arguments as ``args``, and a fresh ``count``.
+    """
+    from twisted.python import failure as failure_module
+
+    def boom(_: object) -> None:
+        raise ValueError("boom")
+
+    d: Any = impl.Deferred()
+    d.addCallback(boom)
+    before = failure_module.count
+    d.callback(None)
+    f = d.result
+    d.addErrback(lambda _: None)
+    assert list(vars(f)) == ["count", "type", "value", "captureVars", "tb"]
+    assert f.count == before + 1 == failure_module.count
+    assert f.type is ValueError and str(f.value) == "boom"
+    assert f.args == ()
+    assert f.tb is not None and f.frames[-1][0] == "boom"
+    assert f.check(ValueError) is ValueError
