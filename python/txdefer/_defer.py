@@ -317,7 +317,7 @@ class DeferredLock(_ConcurrencyPrimitive):
         """
         Return a Deferred that fires with this lock once it is acquired.
         """
-        d = Deferred(canceller=self._cancelAcquire)
+        d = Deferred(self._cancelAcquire)
         if self.locked:
             self.waiting.append(d)
         else:
@@ -359,7 +359,7 @@ class DeferredSemaphore(_ConcurrencyPrimitive):
         assert (
             self.tokens >= 0
         ), "Internal inconsistency??  tokens should never be negative"
-        d = Deferred(canceller=self._cancelAcquire)
+        d = Deferred(self._cancelAcquire)
         if not self.tokens:
             self.waiting.append(d)
         else:
@@ -420,7 +420,7 @@ class DeferredQueue:
         if self.pending:
             return succeed(self.pending.pop(0))
         elif self.backlog is None or len(self.waiting) < self.backlog:
-            d = Deferred(canceller=self._cancelGet)
+            d = Deferred(self._cancelGet)
             self.waiting.append(d)
             return d
         else:
