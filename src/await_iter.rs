@@ -5,8 +5,7 @@
 //! failure's exception).  The driver (`inlineCallbacks`, `ensureDeferred`) sees the
 //! yielded Deferred, waits for it, and resumes the coroutine with `send()`.
 
-use pyo3::exceptions::{PyBaseException, PyStopIteration};
-use pyo3::types::PyTuple;
+use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
 use pyo3::{intern, PyTraverseError, PyVisit};
 
@@ -46,13 +45,10 @@ impl DeferredIterator {
             }
             result.call_method0(intern!(py, "raiseException"))?;
         }
-        // `StopIteration` carrying the value itself rather than an argument tuple: the
-        // awaiting coroutine then takes the value without an exception object ever
-        // being created.  A tuple would be taken as the arguments: wrap it.
-        if result.is_instance_of::<PyTuple>() || result.is_instance_of::<PyBaseException>() {
-            return Err(PyStopIteration::new_err((result.unbind(),)));
-        }
-        Err(PyStopIteration::new_err(result.unbind()))
+        // The `StopIteration(result)` instance made here and raised as it is: cheaper
+        // than a lazily built error, which would be set, fetched and normalised.
+        let stop = py.get_type::<PyStopIteration>().call1((result,))?;
+        Err(PyErr::from_value(stop))
     }
 }
 
