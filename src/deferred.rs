@@ -154,6 +154,23 @@ pub fn start_run(d: &Bound<'_, Deferred>, result: Bound<'_, PyAny>) -> PyResult<
     runner::run_callbacks(d)
 }
 
+/// `d.errback(fail)`: `fail` may be a `Failure`, any other object (wrapped in a
+/// `Failure`), or `None` inside an `except` block for the exception being handled.
+pub fn errback_with(slf: &Bound<'_, Deferred>, fail: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+    let py = slf.py();
+    let failure = match fail {
+        Some(f) if !f.is_none() => {
+            if imports::is_failure(&f)? {
+                f
+            } else {
+                imports::failure_of(&f)?
+            }
+        }
+        _ => imports::failure_current(py, debug_enabled(slf.as_any())?)?,
+    };
+    start_run(slf, failure)
+}
+
 /// Append an entry; run the chain if the Deferred has already been fired.
 pub fn push_entry<'py>(slf: &Bound<'py, Deferred>, entry: Entry) -> PyResult<Bound<'py, Deferred>> {
     let called = {
@@ -374,18 +391,7 @@ impl Deferred {
     /// omitted inside an `except` block to use the exception being handled.
     #[pyo3(signature = (fail=None))]
     fn errback(slf: &Bound<'_, Self>, fail: Option<Bound<'_, PyAny>>) -> PyResult<()> {
-        let py = slf.py();
-        let failure = match fail {
-            Some(f) if !f.is_none() => {
-                if imports::is_failure(&f)? {
-                    f
-                } else {
-                    imports::failure_of(&f)?
-                }
-            }
-            _ => imports::failure_current(py, debug_enabled(slf.as_any())?)?,
-        };
-        start_run(slf, failure)
+        errback_with(slf, fail)
     }
 
     /// Stop processing on a Deferred until `unpause()` is called.

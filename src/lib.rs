@@ -4,7 +4,8 @@
 //! `deferred` (the class), `deferred_list` (`DeferredList`'s bookkeeping), `callbacks` (the chain's entries and queue), `runner`
 //! (running the chain), `await_iter` (`await d`), `callback_view` (Twisted-shaped
 //! access to the chain, interop with Twisted's own class), `inline_callbacks` (the
-//! generator/coroutine driver), `imports` (cached Python objects), `errors` (internal errors).
+//! generator/coroutine driver), `shortcuts` (`fail`,
+//! `maybeDeferred`), `imports` (cached Python objects), `errors` (internal errors).
 
 mod await_iter;
 mod callback_view;
@@ -15,6 +16,7 @@ mod errors;
 mod imports;
 mod inline_callbacks;
 mod runner;
+mod shortcuts;
 
 use pyo3::prelude::*;
 
@@ -80,6 +82,8 @@ mod _core {
     use super::deferred::succeed;
     #[pymodule_export]
     use super::{_failthru, _is_deferred, passthru};
+    #[pymodule_export]
+    use super::shortcuts::{fail, maybe_deferred};
     #[pymodule_export]
     use super::deferred_list::{collect, parse_deferred_list_result, Collector};
     #[pymodule_export]

@@ -150,6 +150,8 @@ __all__ = [
     "_is_deferred",
     "passthru",
     "succeed",
+    "fail",
+    "maybeDeferred",
     "_DEFERRED_SUBCLASSES",
     "_configure",
     "_register_public",
@@ -157,6 +159,12 @@ __all__ = [
 _DEFERRED_SUBCLASSES: list[type[DeferredBase[Any]]]
 
 def succeed(result: _T) -> Deferred[_T]: ...
+def fail(result: object = None) -> Deferred[Any]: ...
+def maybeDeferred(
+    f: Callable[_P, DeferredBase[_T] | Coroutine[Any, Any, _T] | _T],
+    *args: _P.args,
+    **kwargs: _P.kwargs,
+) -> Deferred[_T]: ...
 def passthru(arg: _T) -> _T: ...
 def _failthru(arg: _T) -> _T: ...
 def _is_deferred(obj: object) -> bool: ...

@@ -10,7 +10,6 @@ plain values are Twisted's own objects, re-exported unchanged.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from types import CoroutineType
 from typing import Any
 
 from twisted.internet.defer import (  # noqa: F401  (re-exported)
@@ -35,13 +34,15 @@ from twisted.internet.defer import (  # noqa: F401  (re-exported)
 from twisted.python import lockfile
 from twisted.python.failure import Failure
 
-from txdefer._core import (
+from txdefer._core import (  # noqa: F401  (re-exported)
     _DEFERRED_SUBCLASSES,
     _failthru,
     _collect,
     _is_deferred,
     _parseDeferredListResult,
     ensureDeferred,
+    fail,
+    maybeDeferred,
     passthru,
     succeed,
 )
@@ -63,18 +64,6 @@ def logError(err: Failure) -> Failure:
     return err
 
 
-def fail(result=None):
-    """
-    Return a Deferred that has already had ``.errback(result)`` called.
-
-    ``result`` is what ``Deferred.errback`` takes; with no argument, the exception
-    currently being handled (``NoCurrentExceptionError`` if there is none).
-    """
-    d = Deferred()
-    d.errback(result)
-    return d
-
-
 def execute(callable, *args, **kwargs):
     """
     Create a Deferred from a callable and arguments: fired with its return value, or
@@ -84,29 +73,6 @@ def execute(callable, *args, **kwargs):
         result = callable(*args, **kwargs)
     except BaseException:
         return fail()
-    else:
-        return succeed(result)
-
-
-def maybeDeferred(f, *args, **kwargs):
-    """
-    Invoke a function that may or may not return a Deferred or coroutine.
-
-    A Deferred is returned as it is, a ``Failure`` is wrapped with ``fail``, a
-    coroutine with ``Deferred.fromCoroutine``, anything else with ``succeed``; an
-    exception becomes a failed Deferred.
-    """
-    try:
-        result = f(*args, **kwargs)
-    except BaseException:
-        return fail(Failure(captureVars=Deferred.debug))
-
-    if type(result) in _DEFERRED_SUBCLASSES or _is_deferred(result):
-        return result
-    elif isinstance(result, Failure):
-        return fail(result)
-    elif type(result) is CoroutineType:
-        return Deferred.fromCoroutine(result)
     else:
         return succeed(result)
 
