@@ -21,7 +21,6 @@ if not issubclass(_tdefer.Deferred, _core.DeferredBase):
     )
 
 from txdefer._core import passthru, succeed  # noqa: E402
-from txdefer._deferred import Deferred  # noqa: E402
 from txdefer._defer import (  # noqa: E402
     FAILURE,
     SUCCESS,
@@ -53,8 +52,8 @@ from txdefer._defer import (  # noqa: E402
     setDebugging,
     timeout,
 )
+from txdefer._deferred import Deferred  # noqa: E402
 from txdefer._install import InstallWarning, install, installed  # noqa: E402
-
 
 __all__ = [
     "Deferred",

@@ -3,10 +3,8 @@
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
 from typing import Any, Generic, TypeVar, final, overload
 
-from typing_extensions import disjoint_base
-
 from twisted.python.failure import Failure
-from typing_extensions import Concatenate, ParamSpec, Self
+from typing_extensions import Concatenate, ParamSpec, Self, disjoint_base
 
 from txdefer._deferred import Deferred
 

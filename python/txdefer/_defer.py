@@ -36,8 +36,8 @@ from twisted.python.failure import Failure
 
 from txdefer._core import (  # noqa: F401  (re-exported)
     _DEFERRED_SUBCLASSES,
-    _failthru,
     _collect,
+    _failthru,
     _is_deferred,
     _parseDeferredListResult,
     ensureDeferred,
