@@ -124,6 +124,7 @@ __all__ = [
     "_DEFERRED_SUBCLASSES",
     "_configure",
     "_register_public",
+    "_panic_for_test",
 ]
 _DEFERRED_SUBCLASSES: list[type[DeferredBase[Any]]]
 
@@ -138,3 +139,4 @@ def _configure(
     twisted_failthru: object,
 ) -> None: ...
 def _register_public(cls: type) -> None: ...
+def _panic_for_test(message: str) -> None: ...
