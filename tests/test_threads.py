@@ -167,7 +167,12 @@ def _check_round(
     added = [tag for each in per_thread for _, tag in each["added"]]
     # addBoth and addCallbacks(f, f) run f exactly once; addCallback and addErrback
     # run theirs at most once (not at all if the result is of the other kind).
-    both = [tag for each in per_thread for op, tag in each["added"] if op in ("addBoth", "addCallbacks")]
+    both = [
+        tag
+        for each in per_thread
+        for op, tag in each["added"]
+        if op in ("addBoth", "addCallbacks")
+    ]
     cancelled = sum(each["cancelled"] for each in per_thread)
     targets = [t for each in per_thread for t in each["targets"]]
     problems = []
