@@ -44,6 +44,14 @@ fn _register_public(cls: Bound<'_, pyo3::types::PyType>) {
     deferred::register_public(cls);
 }
 
+/// Panic with `message`.  For the test suite only: it checks that a Rust panic
+/// surfaces as a Python exception (`pyo3_runtime.PanicException`) and that the
+/// interpreter carries on, i.e. that the extension is built with `panic = "unwind"`.
+#[pyfunction]
+fn _panic_for_test(message: &str) -> PyResult<()> {
+    panic!("{message}")
+}
+
 /// Hand the extension the pieces of Twisted's pure-Python implementation it
 /// interoperates with.  Called once by `txdefer/__init__.py`, before `install()` can
 /// rebind anything in `twisted.internet.defer`.
@@ -97,6 +105,7 @@ mod _core {
         m.add("_DEFERRED_SUBCLASSES", super::deferred::subclasses(py)?)?;
         m.add_function(pyo3::wrap_pyfunction!(super::_configure, m)?)?;
         m.add_function(pyo3::wrap_pyfunction!(super::_register_public, m)?)?;
+        m.add_function(pyo3::wrap_pyfunction!(super::_panic_for_test, m)?)?;
         Ok(())
     }
 }

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from twisted.internet.defer import AlreadyCalledError, CancelledError
+from twisted.python.failure import Failure
 
 from tests.impls import Impl, fired_with, normalize, outcome
 
@@ -125,7 +126,34 @@ def callback_with_many_arguments(ns: Impl) -> object:
     return _failed_run(ns, lambda d: d.addCallback(lambda *a, **k: (a, k), 1, 2, 3, 4, 5, z=6) is d)
 
 
+@bad_input
+def none_as_callback_in_addCallbacks(ns: Impl) -> object:
+    return _failed_run(ns, lambda d: d.addCallbacks(None) is d)
+
+
+@bad_input
+def a_deferred_as_its_own_callback(ns: Impl) -> object:
+    d: Any = ns.Deferred()
+    observed = [outcome(lambda: d.addCallback(d) is d), outcome(d.callback, 1)]
+    return [normalize(str(observed + [fired_with(d)]), ns)]
+
+
+@bad_input
+def addCallback_with_callback_as_keyword(ns: Impl) -> object:
+    return _failed_run(ns, lambda d: d.addCallback(callback=lambda r: r + 1) is d)
+
+
 # -- addCallbacks with arguments of the wrong type --------------------------------------
+
+
+@bad_input
+def callbackArgs_a_list(ns: Impl) -> object:
+    return _failed_run(ns, lambda d: d.addCallbacks(lambda r, *a: a, callbackArgs=[1, 2]) is d)
+
+
+@bad_input
+def callbackArgs_a_string(ns: Impl) -> object:
+    return _failed_run(ns, lambda d: d.addCallbacks(lambda r, *a: a, callbackArgs="ab") is d)
 
 
 @bad_input
@@ -228,6 +256,49 @@ def callback_twice(ns: Impl) -> object:
 def errback_after_callback(ns: Impl) -> object:
     d: Any = ns.Deferred()
     return [outcome(d.callback, 1), outcome(d.errback, ValueError()), fired_with(d)]
+
+
+@bad_input
+def callback_with_result_as_keyword(ns: Impl) -> object:
+    d: Any = ns.Deferred()
+    return [outcome(lambda: d.callback(result=1)), fired_with(d)]
+
+
+@bad_input
+def errback_with_fail_as_keyword(ns: Impl) -> object:
+    d: Any = ns.Deferred()
+    return [outcome(lambda: d.errback(fail=ValueError("kw"))), fired_with(d)]
+
+
+@bad_input
+def callback_with_a_failure(ns: Impl) -> object:
+    # Twisted runs the errbacks: the result is a Failure, however it got there.
+    d: Any = ns.Deferred()
+    return [outcome(d.callback, Failure(KeyError("as a result"))), fired_with(d)]
+
+
+@bad_input
+def errback_with_an_int(ns: Impl) -> object:
+    d: Any = ns.Deferred()
+    return [outcome(d.errback, 5), fired_with(d)]
+
+
+@bad_input
+def result_set_before_firing(ns: Impl) -> object:
+    d: Any = ns.Deferred()
+    return [outcome(setattr, d, "result", 5), outcome(d.callback, 1), fired_with(d)]
+
+
+@bad_input
+def paused_assigned_a_string(ns: Impl) -> object:
+    d: Any = ns.Deferred()
+    return [outcome(setattr, d, "paused", "x"), outcome(getattr, d, "paused")]
+
+
+@bad_input
+def called_assigned_a_string(ns: Impl) -> object:
+    d: Any = ns.Deferred()
+    return [outcome(setattr, d, "called", "yes"), outcome(getattr, d, "called")]
 
 
 @bad_input
@@ -431,6 +502,28 @@ def queue_with_zero_size_and_backlog(ns: Impl) -> object:
 
 
 @bad_input
+def succeed_without_argument(ns: Impl) -> object:
+    return [outcome(ns.succeed)]
+
+
+@bad_input
+def fail_without_current_exception(ns: Impl) -> object:
+    return [outcome(ns.fail)]
+
+
+@bad_input
+def setDebugging_with_a_string(ns: Impl) -> object:
+    observed = [outcome(ns.setDebugging, "yes"), ns.getDebugging()]
+    ns.setDebugging(False)
+    return observed
+
+
+@bad_input
+def gatherResults_of_None(ns: Impl) -> object:
+    return [outcome(ns.gatherResults, None)]
+
+
+@bad_input
 def DeferredList_of_a_non_iterable(ns: Impl) -> object:
     return [outcome(ns.DeferredList, 5)]
 
@@ -464,6 +557,15 @@ def ensureDeferred_of_a_value(ns: Impl) -> object:
 @bad_input
 def fromCoroutine_of_a_value(ns: Impl) -> object:
     return [outcome(ns.Deferred.fromCoroutine, 5)]
+
+
+@bad_input
+def fromCoroutine_of_a_generator(ns: Impl) -> object:
+    # Twisted accepts a generator here (it is run like a coroutine).
+    def gen() -> Any:
+        yield 1
+
+    return [normalize(str(outcome(ns.Deferred.fromCoroutine, gen())), ns)]
 
 
 @bad_input
@@ -612,3 +714,20 @@ def test_cancel_of_a_deferred_fired_with_a_deferred_cancels_that_one(impl: Impl)
     d.callback(other)
     d.cancel()
     assert fired_with(other) == ("Failure", CancelledError, "")
+
+
+def test_readme_bad_input_table_lists_every_case() -> None:
+    """
+    The README's "Bad input" table names every scenario above, and only those: each of
+    its rows is backed by a comparison with Twisted.
+    """
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("\n## Bad input\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")][1:]
+    named = [re.findall(r"`(\w+)`", row.rsplit("|", 2)[1]) for row in rows]
+    assert all(named), "a row without cases"
+    listed = [name for names in named for name in names]
+    assert sorted(listed) == sorted(BAD_INPUTS)

@@ -3,20 +3,33 @@ Depth: long chains of Deferreds must neither recurse nor crash.
 
 Twisted itself handles a chain of Deferreds returned from callbacks iteratively, so the
 million-deep chain runs on all three implementations (about 7 s on Twisted's, 2 s on
-txdefer's).  ``chainDeferred`` recurses in Twisted (a documented difference): the deep
-``chainDeferred`` test runs on txdefer only.
+txdefer's), as does a coroutine awaiting a million fired Deferreds (an
+``inlineCallbacks`` generator yielding a million is in ``test_await.py``).
+``chainDeferred`` recurses in Twisted (a documented difference, pinned below): the deep
+``chainDeferred`` tests run on txdefer only.
+
+``TXDEFER_DEPTH`` overrides the depth (the memory-safety runs use a smaller one).
 """
 
 from __future__ import annotations
 
+import gc
+import os
 import subprocess
 import sys
 import textwrap
 from typing import Any
 
-from tests.impls import TXDEFER, Impl, captured_log, fired_with, unhandled_error_events
+from tests.impls import (
+    TWISTED,
+    TXDEFER,
+    Impl,
+    captured_log,
+    fired_with,
+    unhandled_error_events,
+)
 
-MILLION = 1_000_000
+MILLION = int(os.environ.get("TXDEFER_DEPTH", 1_000_000))
 
 
 def _waiting_chain(impl: Impl, n: int) -> list[Any]:
@@ -88,6 +101,45 @@ def test_million_deep_chainDeferred() -> None:
     assert ds[0].result is None
 
 
+def test_coroutine_awaiting_a_million_fired_deferreds(impl: Impl) -> None:
+    """
+    ``Deferred.fromCoroutine`` runs an ``async def`` that awaits a million
+    already-fired Deferreds one after the other without growing the stack.
+    """
+
+    async def main() -> int:
+        total = 0
+        for _ in range(MILLION):
+            total += await impl.succeed(1)
+        return total
+
+    assert fired_with(impl.Deferred.fromCoroutine(main())) == MILLION
+
+
+def test_chainDeferred_recurses_in_Twisted_but_not_in_txdefer() -> None:
+    """
+    Ten thousand Deferreds linked by ``chainDeferred``: Twisted's recursion runs out
+    of stack, logs the ``RecursionError`` as an unhandled error and never fires the
+    last one; txdefer's fires it.  (If Twisted stops recursing, this test says so and
+    the README's compatibility table must change.)
+    """
+
+    def chain_and_fire(impl: Impl) -> tuple[object, list[type]]:
+        with captured_log() as events:
+            ds = [impl.Deferred() for _ in range(10_000)]
+            for a, b in zip(ds, ds[1:]):
+                a.chainDeferred(b)
+            ds[0].callback("top")
+            last = fired_with(ds[-1])
+            del ds
+            gc.collect()
+        errors = [e[3][0] for e in unhandled_error_events(events) if e[3] is not None]
+        return last, errors
+
+    assert chain_and_fire(TWISTED) == ("<no result>", [RecursionError])
+    assert chain_and_fire(TXDEFER) == ("top", [])
+
+
 def _run(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
@@ -139,3 +191,28 @@ def test_dropping_a_million_deep_result_chain(ours: Impl) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "survived"
+
+
+def test_dropping_a_million_deep_unfired_chainDeferred_chain(ours: Impl) -> None:
+    """
+    A million Deferreds linked by ``chainDeferred`` and never fired refer to each
+    other in both directions (callbacks one way, ``_chainedTo`` the other): the
+    garbage collector frees them without recursing.
+    """
+    proc = _run(
+        f"""
+        import gc, txdefer
+        class SubDeferred(txdefer.Deferred):
+            pass
+        D = {"SubDeferred" if ours.name == "subclass" else "txdefer.Deferred"}
+        first = d = D()
+        for _ in range({MILLION}):
+            following = D()
+            d.chainDeferred(following)
+            d = following
+        del d, following, first
+        print("freed", gc.collect() >= {MILLION})
+        """
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "freed True"

@@ -153,6 +153,7 @@ __all__ = [
     "_DEFERRED_SUBCLASSES",
     "_configure",
     "_register_public",
+    "_panic_for_test",
 ]
 _DEFERRED_SUBCLASSES: list[type[DeferredBase[Any]]]
 
@@ -191,3 +192,4 @@ def _collect(
 def _parseDeferredListResult(
     resultList: list[tuple[bool, _T]], fireOnOneErrback: bool = False, /
 ) -> list[_T]: ...
+def _panic_for_test(message: str) -> None: ...
