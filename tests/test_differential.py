@@ -210,11 +210,11 @@ def test_random_programs_behave_as_on_twisted(
 
 # -- stateful: programs run step by step in both worlds ---------------------------------
 
-#: Programs per implementation in the default (CI) profile: most on txdefer, fewer
-#: on the subclass, and a few Twisted-against-Twisted runs that check the harness
+#: Programs per implementation in the default (CI) profile: 2,000 on txdefer and on
+#: the subclass, and fewer Twisted-against-Twisted runs, which check that the harness
 #: itself is deterministic.  ``TXDEFER_DIFF_EXAMPLES=<n>`` runs <n> on each instead,
 #: with a random seed unless ``TXDEFER_DIFF_SEED=<seed>`` gives one.
-CI_PROGRAMS = {"twisted": 200, "txdefer": 2000, "subclass": 500}
+CI_PROGRAMS = {"twisted": 500, "txdefer": 2000, "subclass": 2000}
 
 
 def test_stateful_programs_observe_the_same_as_on_twisted(impl: Impl) -> None:
