@@ -31,6 +31,9 @@ import gc
 import os
 import pprint
 import re
+import signal
+import sys
+import threading
 import warnings
 import weakref
 from collections.abc import Callable, Generator, Iterator
@@ -127,11 +130,11 @@ errback_kind = st.sampled_from(["exception", "failure", "current exception", "no
 delay = st.sampled_from([0, 1, 2])
 
 
-#: Known differences from Twisted, each pinned by a (strict xfail) test in
-#: tests/test_differential_repros.py: the programs step around them (in both worlds
-#: alike, logging that they did) so that they can find others.  Remove an entry when
-#: its difference is fixed.
-KNOWN_DIVERGENCES: dict[str, Callable[[str, Any], bool]] = {
+#: What the programs step around (in both worlds alike, logging that they did):
+#: known differences from Twisted, each pinned by a (strict xfail) test in
+#: tests/test_differential_repros.py, so that the programs can find others (remove
+#: an entry when its difference is fixed); and programs that never end on Twisted.
+AVOIDED: dict[str, Callable[[str, Any], bool]] = {
     # test_unpausing_a_deferred_chained_to_itself_leaves_result_none
     "unpause() of a Deferred chained to itself": lambda method, d: (
         (method == "unpause" and d._chainedTo is d)
@@ -149,12 +152,20 @@ KNOWN_DIVERGENCES: dict[str, Callable[[str, Any], bool]] = {
         and isinstance(getattr(d, "result", None), Failure)
         and d._debugInfo is None
     ),
+    # Not a difference: awaiting a paused Deferred from inside its own callback chain
+    # loops for ever on Twisted (and txdefer): Deferred.__iter__ yields it, the
+    # coroutine's driver adds a callback to it, the running chain calls that callback
+    # at once (pause is only checked between Deferreds), which resumes __iter__, which
+    # yields it again...
+    "awaiting a paused Deferred that is running its callbacks": lambda method, d: (
+        method == "await" and bool(d.paused) and d._runningCallbacks
+    ),
 }
 
 
 def known_divergence(method: str, d: Any) -> str | None:
-    """The known difference that calling ``d.<method>()`` now would run into, if any."""
-    for name, applies in KNOWN_DIVERGENCES.items():
+    """What ``d.<method>()`` (or awaiting ``d``) now would run into, if it is avoided."""
+    for name, applies in AVOIDED.items():
         if applies(method, d):
             return name
     return None
@@ -666,6 +677,46 @@ def isolated_global_log() -> Iterator[None]:
             globalLogPublisher.addObserver(observer)
 
 
+#: Seconds one step of a program may take before the process gives up on it.
+STEP_TIME_LIMIT = 60
+
+
+@contextlib.contextmanager
+def watchdog(ops: list[Op]) -> Iterator[None]:
+    """
+    A step that never ends (a Deferred loop that does not terminate) cannot be
+    interrupted by an exception, which the Deferred would catch: after
+    ``STEP_TIME_LIMIT`` seconds, print the program (replay it with ``replay()``) and
+    exit the process.
+    """
+    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def give_up(signum: int, frame: object) -> None:
+        sys.stderr.write(f"\nA step did not end in {STEP_TIME_LIMIT} s; the program:\n{ops!r}\n")
+        sys.stderr.flush()
+        os._exit(70)
+
+    previous = signal.signal(signal.SIGALRM, give_up)
+    signal.alarm(STEP_TIME_LIMIT)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def replay(impl: Impl, ops: list[Op]) -> list[dict[str, object]]:
+    """
+    Run a program (the operations a failing run printed) in one world; return what
+    was observed after each step.
+    """
+    world = World(impl)
+    with isolated_global_log():
+        return [world.step(op) for op in ops]
+
+
 def compare(op: Op, expected: dict[str, object], actual: dict[str, object]) -> None:
     """Fail, showing what differs, unless the two worlds observed the same things."""
     different = [key for key in expected if expected[key] != actual[key]]
@@ -688,10 +739,17 @@ class DifferentialMachine(RuleBasedStateMachine):
 
     impl: Impl = TXDEFER
 
+    #: Programs run so far (in this process).
+    programs = 0
+
     def __init__(self) -> None:
         super().__init__()
-        # Only what this program makes needs to be looked at by each step's
-        # gc.collect(); the caller unfreezes (gc.unfreeze()) when done.
+        # Each step's gc.collect() only has to look at what this program makes if
+        # everything older is frozen.  What was frozen and has become garbage since
+        # is collected every few hundred programs (the caller unfreezes at the end).
+        DifferentialMachine.programs += 1
+        if DifferentialMachine.programs % 500 == 0:
+            gc.unfreeze()
         gc.collect()
         gc.freeze()
         self.worlds = (World(TWISTED), World(self.impl))
@@ -700,8 +758,9 @@ class DifferentialMachine(RuleBasedStateMachine):
 
     def apply(self, *op: Any) -> None:
         self.ops.append(op)
-        expected = self.worlds[0].step(op)
-        actual = self.worlds[1].step(op)
+        with watchdog(self.ops):
+            expected = self.worlds[0].step(op)
+            actual = self.worlds[1].step(op)
         compare(op, expected, actual)
 
     def holds(self) -> bool:

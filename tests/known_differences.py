@@ -39,7 +39,7 @@ OWN_SUITE: dict[str, str] = {
 
 #: Differences found by the differential programs (tests/test_differential.py),
 #: reproduced by tests/test_differential_repros.py; tests/differential.py steers the
-#: programs around them (see ``KNOWN_DIVERGENCES`` there) until they are fixed.
+#: programs around them (see ``AVOIDED`` there) until they are fixed.
 OWN_SUITE.update(
     {
         f"tests/test_differential_repros.py::{test}[{impl}]": f"divergence under fix: {why}"
