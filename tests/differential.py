@@ -13,26 +13,35 @@ What is observed after a step (see ``World.step``):
 * every callback and errback invocation with its result, extra arguments and
   keyword arguments; every re-entrant call a callback made and its outcome; every
   canceller call; every step of ``inlineCallbacks`` generators and coroutines;
-* the warnings emitted (category, message, file name, line number);
+* the warnings emitted (category, message, and where: file and line in the test's
+  code, or "library code");
 * the events logged to Twisted's global log publisher during the step and by the
-  ``gc.collect()`` that ends it, "Unhandled error in Deferred:" among them;
+  ``gc.collect()`` that ends it;
 * for every Deferred the program holds: its class name, ``called``, ``paused``,
   ``_chainedTo``, ``result`` and ``str()`` (and a ``DeferredList``'s progress);
-* the delayed calls pending on the world's ``Clock``.
+* the delayed calls pending on the world's ``Clock``;
+* after the last step, which drops every Deferred and collects garbage: every
+  "Unhandled error in Deferred:" logged during the program (as a whole, not step by
+  step: when a Deferred is freed depends on what refers to it, and Twisted's failures
+  keep the frames of ``defer.py`` they went through alive, which compiled code has
+  none of).
 
 Addresses become ``D<n>`` for known Deferreds and ``0xADDR`` otherwise; the name of a
-``Deferred`` subclass under test becomes ``Deferred``.
+``Deferred`` subclass under test becomes ``Deferred``; the frames listed in a
+failure's text, and where CPython says it hit the recursion limit, are left out.
+Exceptions are compared by type and message.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import os
 import pprint
 import re
 import signal
-import sys
+import tempfile
 import threading
 import warnings
 import weakref
@@ -134,18 +143,18 @@ delay = st.sampled_from([0, 1, 2])
 #: known differences from Twisted, each pinned by a (strict xfail) test in
 #: tests/test_differential_repros.py, so that the programs can find others (remove
 #: an entry when its difference is fixed); and programs that never end on Twisted.
-AVOIDED: dict[str, Callable[[str, Any], bool]] = {
+AVOIDED: dict[str, Callable[[World, str, Any], bool]] = {
     # test_unpausing_a_deferred_chained_to_itself_leaves_result_none
-    "unpause() of a Deferred chained to itself": lambda method, d: (
+    "unpause() of a Deferred chained to itself": lambda world, method, d: (
         (method == "unpause" and d._chainedTo is d)
         # Returning its own Deferred when unpaused once too often: chained to
         # itself, it is not left paused.
         or (method == "return itself" and d.paused < 0)
     ),
     # test_pass_through_returning_the_deferred_itself_warns_as_twisted
-    "callback() of a Deferred with itself": lambda method, d: method == "callback itself",
+    "callback() of a Deferred with itself": lambda world, method, d: method == "callback itself",
     # test_awaiting_a_deferred_from_its_own_errback_raises_as_twisted
-    "awaiting a Deferred whose failure is not yet recorded": lambda method, d: (
+    "awaiting a Deferred whose failure is not yet recorded": lambda world, method, d: (
         method == "await"
         and d.called
         and not d.paused
@@ -157,16 +166,21 @@ AVOIDED: dict[str, Callable[[str, Any], bool]] = {
     # coroutine's driver adds a callback to it, the running chain calls that callback
     # at once (pause is only checked between Deferreds), which resumes __iter__, which
     # yields it again...
-    "awaiting a paused Deferred that is running its callbacks": lambda method, d: (
+    "awaiting a paused Deferred that is running its callbacks": lambda world, method, d: (
         method == "await" and bool(d.paused) and d._runningCallbacks
+    ),
+    # The same loop, when a Deferred a coroutine awaits is paused or unpaused (to a
+    # count other than 0) from inside its own running callback chain.
+    "pausing a running Deferred that a coroutine awaits": lambda world, method, d: (
+        method in ("pause", "unpause") and d._runningCallbacks and id(d) in world.awaited
     ),
 }
 
 
-def known_divergence(method: str, d: Any) -> str | None:
+def avoided(world: World, method: str, d: Any) -> str | None:
     """What ``d.<method>()`` (or awaiting ``d``) now would run into, if it is avoided."""
     for name, applies in AVOIDED.items():
-        if applies(method, d):
+        if applies(world, method, d):
             return name
     return None
 
@@ -191,6 +205,8 @@ class World:
         self.log: list[object] = []
         self.number = 0
         self.warning_filter = "always"
+        #: How many coroutines await each Deferred (by id) right now.
+        self.awaited: collections.Counter[int] = collections.Counter()
         #: Descriptions of the "Unhandled error in Deferred:" events logged so far.
         self.unhandled: list[object] = []
         subclass = impl.Deferred.__name__
@@ -321,9 +337,9 @@ class World:
         elif kind == "fail":
             call = lambda: target.errback(OSError(f"failed by {tag}"))
         elif kind in ("cancel", "pause", "unpause"):
-            avoided = known_divergence(kind, target)
-            if avoided:
-                self.log.append(("effect", tag, kind, "skipped", avoided))
+            skip = avoided(self, kind, target)
+            if skip:
+                self.log.append(("effect", tag, kind, "skipped", skip))
                 return
             call = getattr(target, kind)
         elif kind in ("add recorder to", "add recorder to own"):
@@ -352,9 +368,9 @@ class World:
             d = self.lookup(owner if kind == "return own" else end[1])
             if d is None:
                 return result
-            avoided = d is self.lookup(owner) and known_divergence("return itself", d)
-            if avoided:
-                self.log.append(("skipped", tag, avoided))
+            skip = d is self.lookup(owner) and avoided(self, "return itself", d)
+            if skip:
+                self.log.append(("skipped", tag, skip))
                 return result
             return d
         state, hold = end[1], end[2]
@@ -445,11 +461,12 @@ class World:
                         # A coroutine awaits only Deferreds: a plain value is awaited
                         # through succeed().
                         d = world.impl.succeed(step[1] if kind == "value" else None)
-                    avoided = known_divergence("await", d)
-                    if avoided:
-                        world.log.append(("coroutine", tag, i, "skipped", avoided))
+                    skip = avoided(world, "await", d)
+                    if skip:
+                        world.log.append(("coroutine", tag, i, "skipped", skip))
                         del d
                         continue
+                    world.awaited[id(d)] += 1
                     try:
                         got = await d
                     except Exception as e:
@@ -459,6 +476,9 @@ class World:
                     else:
                         world.log.append(("coroutine got", tag, i, world.name(got)))
                     finally:
+                        world.awaited[id(d)] -= 1
+                        if not world.awaited[id(d)]:
+                            del world.awaited[id(d)]
                         del d
                 elif kind == "effect":
                     world.do_effect(tag, None, step[1])
@@ -532,9 +552,9 @@ class World:
             result = op[2]
             if isinstance(result, tuple) and result[0] == "deferred":
                 result = self.held[self.resolve(result[1])]
-                avoided = result is d and known_divergence("callback itself", d)
-                if avoided:
-                    return ("skipped", avoided)
+                skip = result is d and avoided(self, "callback itself", d)
+                if skip:
+                    return ("skipped", skip)
             elif isinstance(result, tuple):
                 result = Failure(ZeroDivisionError(f"callback {tag}"))
             return d.callback(result)
@@ -551,9 +571,9 @@ class World:
                     return d.errback()
             return d.errback()
         if kind in ("pause", "unpause", "cancel"):
-            avoided = known_divergence(kind, d)
-            if avoided:
-                return ("skipped", avoided)
+            skip = avoided(self, kind, d)
+            if skip:
+                return ("skipped", skip)
             return getattr(d, kind)()
         if kind == "chainDeferred":
             return d.chainDeferred(self.held[self.resolve(op[2])])
@@ -686,16 +706,22 @@ def watchdog(ops: list[Op]) -> Iterator[None]:
     """
     A step that never ends (a Deferred loop that does not terminate) cannot be
     interrupted by an exception, which the Deferred would catch: after
-    ``STEP_TIME_LIMIT`` seconds, print the program (replay it with ``replay()``) and
-    exit the process.
+    ``STEP_TIME_LIMIT`` seconds, write the program to a file (replay it with
+    ``replay()``) and exit the process.
     """
     if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def give_up(signum: int, frame: object) -> None:
-        sys.stderr.write(f"\nA step did not end in {STEP_TIME_LIMIT} s; the program:\n{ops!r}\n")
-        sys.stderr.flush()
+        # pytest may be capturing stderr in a file that exiting will not show.
+        path = os.environ.get("TXDEFER_DIFF_HANG_FILE") or os.path.join(
+            tempfile.gettempdir(), "txdefer-differential-hang.txt"
+        )
+        with open(path, "w") as f:
+            f.write(f"{ops!r}\n")
+        message = f"A step did not end in {STEP_TIME_LIMIT} s; the program is in {path}\n"
+        os.write(2, message.encode())
         os._exit(70)
 
     previous = signal.signal(signal.SIGALRM, give_up)
