@@ -7,15 +7,20 @@ under test; everything observable must be the same.
 
 from __future__ import annotations
 
+import gc
 import os
+import random
 import re
 import warnings
 from typing import Any
 
+import hypothesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import run_state_machine_as_test
 from twisted.python.failure import Failure
 
+from tests.differential import isolated_global_log, machine_for
 from tests.impls import TWISTED, Impl
 
 N_DEFERREDS = 3
@@ -93,7 +98,7 @@ class Program:
     def outcome(self, fn: Any) -> tuple[object, ...]:
         try:
             value = fn()
-        except BaseException as e:  # noqa: B036
+        except BaseException as e:  # noqa: BLE001 - observing everything is the point
             return ("raise", type(e), self.text(str(e)))
         return ("ok", self.name(value))
 
@@ -138,18 +143,18 @@ class Program:
         kind, i = op[0], op[1]
         d = self.ds[i]
         if kind in ("addCallback", "addErrback", "addBoth"):
-            call = lambda: getattr(d, kind)(self.callback(number, op[2]))  # noqa: E731
+            call = lambda: getattr(d, kind)(self.callback(number, op[2]))
         elif kind == "addCallbacks":
-            call = lambda: d.addCallbacks(  # noqa: E731
+            call = lambda: d.addCallbacks(
                 self.callback((number, "cb"), op[2]),
                 self.callback((number, "eb"), op[3]),
             )
         elif kind == "callback":
-            call = lambda: d.callback(op[2])  # noqa: E731
+            call = lambda: d.callback(op[2])
         elif kind == "errback":
-            call = lambda: d.errback(RuntimeError(f"errback {number}"))  # noqa: E731
+            call = lambda: d.errback(RuntimeError(f"errback {number}"))
         elif kind == "chainDeferred":
-            call = lambda: d.chainDeferred(self.ds[op[2]])  # noqa: E731
+            call = lambda: d.chainDeferred(self.ds[op[2]])
         else:
             call = getattr(d, kind)
         self.log.append(("op", number, self.outcome(call)))
@@ -164,7 +169,7 @@ class Program:
                     d.paused,
                     self.name(d._chainedTo),
                     self.name(result),
-                    self.outcome(lambda: str(d)),
+                    self.outcome(lambda d=d: str(d)),
                 )
             )
         return states
@@ -201,3 +206,49 @@ def test_random_programs_behave_as_on_twisted(
 ) -> None:
     expected = run_program(TWISTED, canceller_kinds, ops)
     assert run_program(impl, canceller_kinds, ops) == expected
+
+
+# -- stateful: programs run step by step in both worlds ---------------------------------
+
+#: Programs per implementation in the default (CI) profile: 2,000 on txdefer and on
+#: the subclass, and fewer Twisted-against-Twisted runs, which check that the harness
+#: itself is deterministic.  ``TXDEFER_DIFF_EXAMPLES=<n>`` runs <n> on each instead,
+#: with a random seed unless ``TXDEFER_DIFF_SEED=<seed>`` gives one.
+CI_PROGRAMS = {"twisted": 500, "txdefer": 2000, "subclass": 2000}
+
+
+def test_stateful_programs_observe_the_same_as_on_twisted(impl: Impl) -> None:
+    """
+    Random programs of operations, run step by step on Twisted and on ``impl``:
+    after every step, the return value or exception of the call, every callback
+    invocation, warnings, logged events, the state and ``str()`` of every held
+    Deferred and the clock are compared; and at the end, with every Deferred gone,
+    the unhandled errors logged.  (See tests/differential.py.)
+    """
+    long_run = os.environ.get("TXDEFER_DIFF_EXAMPLES")
+    seed = os.environ.get("TXDEFER_DIFF_SEED")
+    if long_run and not seed:
+        seed = str(random.randrange(2**32))
+    machine = machine_for(impl)
+    if seed:
+        machine = hypothesis.seed(int(seed))(machine)
+    gc.collect()
+    try:
+        with isolated_global_log():
+            run_state_machine_as_test(
+                machine,
+                settings=settings(
+                    max_examples=int(long_run or CI_PROGRAMS[impl.name]),
+                    stateful_step_count=20,
+                    deadline=None,
+                    derandomize=not seed,
+                    database=None,
+                    suppress_health_check=list(HealthCheck),
+                ),
+            )
+    except BaseException as e:
+        if seed:
+            e.add_note(f"TXDEFER_DIFF_SEED={seed}")
+        raise
+    finally:
+        gc.unfreeze()  # the machine freezes what exists before each program

@@ -1,0 +1,932 @@
+"""
+The differential harness: a program of Deferred operations runs step by step in two
+worlds, one on Twisted's ``Deferred`` (the reference) and one on the implementation
+under test, and after every step everything observable in each world is described in
+terms that do not depend on the world, so that the two descriptions can be compared.
+
+A world names every Deferred it meets by the order in which it first met it (``D0``,
+``D1``...), so the same program names the same Deferreds the same way in both worlds.
+What is observed after a step (see ``World.step``):
+
+* the outcome of the operation: its return value, or the type and message of the
+  exception it raised;
+* every callback and errback invocation with its result, extra arguments and
+  keyword arguments; every re-entrant call a callback made and its outcome; every
+  canceller call; every step of ``inlineCallbacks`` generators and coroutines;
+* the warnings emitted (category, message, and where: file and line in the test's
+  code, or "library code");
+* the events logged to Twisted's global log publisher during the step and by the
+  ``gc.collect()`` that ends it;
+* for every Deferred the program holds: its class name, ``called``, ``paused``,
+  ``_chainedTo``, ``result`` and ``str()`` (and a ``DeferredList``'s progress);
+* the delayed calls pending on the world's ``Clock``;
+* after the last step, which drops every Deferred and collects garbage: every
+  "Unhandled error in Deferred:" logged during the program (as a whole, not step by
+  step: when a Deferred is freed depends on what refers to it, and Twisted's failures
+  keep the frames of ``defer.py`` they went through alive, which compiled code has
+  none of).
+
+Addresses become ``D<n>`` for known Deferreds and ``0xADDR`` otherwise; the name of a
+``Deferred`` subclass under test becomes ``Deferred``; the frames listed in a
+failure's text, and where CPython says it hit the recursion limit, are left out.
+Exceptions are compared by type and message.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import gc
+import os
+import pprint
+import re
+import signal
+import tempfile
+import threading
+import warnings
+import weakref
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
+
+import txdefer._core
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+from twisted.internet.defer import CancelledError, FailureGroup, FirstError
+from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
+from twisted.python.failure import Failure
+
+from tests.impls import TWISTED, TXDEFER, Impl
+
+_DEFERRED_TYPES = (TWISTED.Deferred, txdefer._core.DeferredBase)
+_ADDRESS = re.compile(r"0x[0-9a-f]+")
+_NO_RESULT = object()
+_RECURSION = re.compile(r"maximum recursion depth exceeded( while [a-zA-Z ]+)?")
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_FRAME_LINE = re.compile(r"^\S+\.py:\d+:\S+\n", re.MULTILINE)
+
+Op = tuple[Any, ...]
+
+
+# -- what programs are made of --------------------------------------------------------
+
+#: A reference to a Deferred the program holds: its position (modulo the number held)
+#: in the list of held Deferreds, resolved to a name when the operation runs.
+pick = st.integers(0, 7)
+#: Values passed to ``callback()``, returned by callbacks, passed as extra arguments.
+value = st.sampled_from(["x", "y", None, 1])
+extra_args = st.lists(value, max_size=2).map(tuple)
+extra_kwargs = st.dictionaries(st.sampled_from(["k", "m"]), value, max_size=2)
+
+#: What a callback (or generator) does on the side, before it ends.
+effect = st.one_of(
+    st.tuples(st.just("fire"), pick, value),
+    st.tuples(st.just("fail"), pick),
+    st.tuples(st.just("cancel"), pick),
+    st.tuples(st.just("pause"), pick),
+    st.tuples(st.just("unpause"), pick),
+    st.tuples(st.just("add recorder to"), pick),
+    st.tuples(st.just("add recorder to own")),
+    st.tuples(st.just("chain"), pick, pick),
+)
+
+#: How a callback ends.
+ending = st.one_of(
+    st.tuples(st.just("return"), value),
+    st.tuples(st.just("passthrough")),
+    st.tuples(st.just("raise"), st.sampled_from(["ValueError", "CancelledError"])),
+    st.tuples(st.just("return failure")),
+    st.tuples(st.just("return held"), pick),
+    st.tuples(st.just("return own")),
+    st.tuples(
+        st.just("return new"),
+        st.sampled_from(["unfired", "succeed", "fail"]),
+        st.booleans(),  # whether the program keeps holding it
+    ),
+)
+
+#: A callback: up to two effects, then an ending.
+action = st.tuples(st.lists(effect, max_size=2).map(tuple), ending)
+
+canceller = st.sampled_from([None, "noop", "callback", "errback", "raise"])
+
+#: Keyword arguments of ``addCallbacks`` beyond the two callables (``None`` allowed).
+callbacks_extras = st.fixed_dictionaries(
+    {},
+    optional={
+        "callbackArgs": st.none() | extra_args,
+        "callbackKeywords": st.none() | extra_kwargs,
+        "errbackArgs": st.none() | extra_args,
+        "errbackKeywords": st.none() | extra_kwargs,
+    },
+)
+
+#: A step of an ``inlineCallbacks`` generator or a coroutine.
+generator_step = st.one_of(
+    st.tuples(st.just("await"), pick, st.booleans()),  # the flag: catch failures
+    st.tuples(st.just("value"), value),  # a generator yields a plain value
+    st.tuples(st.just("effect"), effect),
+    st.tuples(st.just("raise")),
+)
+generator_steps = st.lists(generator_step, max_size=4).map(tuple)
+
+callback_value = st.one_of(
+    value,
+    st.tuples(st.just("deferred"), pick),
+    st.tuples(st.just("failure")),
+)
+errback_kind = st.sampled_from(["exception", "failure", "current exception", "nothing"])
+delay = st.sampled_from([0, 1, 2])
+
+
+#: What the programs step around (in both worlds alike, logging that they did):
+#: known differences from Twisted, each pinned by a (strict xfail) test in
+#: tests/test_differential_repros.py, so that the programs can find others (remove
+#: an entry when its difference is fixed); and programs that never end on Twisted.
+AVOIDED: dict[str, Callable[[World, str, Any], bool]] = {
+    # test_unpausing_a_deferred_chained_to_itself_leaves_result_none
+    "unpause() of a Deferred chained to itself": lambda world, method, d: (
+        (method == "unpause" and d._chainedTo is d)
+        # Returning its own Deferred when unpaused once too often: chained to
+        # itself, it is not left paused.
+        or (method == "return itself" and d.paused < 0)
+    ),
+    # test_pass_through_returning_the_deferred_itself_warns_as_twisted
+    "callback() of a Deferred with itself": lambda world, method, d: method == "callback itself",
+    # test_awaiting_a_deferred_from_its_own_errback_raises_as_twisted
+    "awaiting a Deferred whose failure is not yet recorded": lambda world, method, d: (
+        method == "await"
+        and d.called
+        and not d.paused
+        and isinstance(getattr(d, "result", None), Failure)
+        and d._debugInfo is None
+    ),
+    # Not a difference: awaiting a paused Deferred from inside its own callback chain
+    # loops for ever on Twisted (and txdefer): Deferred.__iter__ yields it, the
+    # coroutine's driver adds a callback to it, the running chain calls that callback
+    # at once (pause is only checked between Deferreds), which resumes __iter__, which
+    # yields it again...
+    "awaiting a paused Deferred that is running its callbacks": lambda world, method, d: (
+        method == "await" and bool(d.paused) and d._runningCallbacks
+    ),
+    # The same loop, when a Deferred a coroutine awaits is paused or unpaused (to a
+    # count other than 0) from inside its own running callback chain.
+    "pausing a running Deferred that a coroutine awaits": lambda world, method, d: (
+        method in ("pause", "unpause") and d._runningCallbacks and id(d) in world.awaited
+    ),
+}
+
+
+def avoided(world: World, method: str, d: Any) -> str | None:
+    """What ``d.<method>()`` (or awaiting ``d``) now would run into, if it is avoided."""
+    for name, applies in AVOIDED.items():
+        if applies(world, method, d):
+            return name
+    return None
+
+
+# -- one world --------------------------------------------------------------------------
+
+
+class World:
+    """
+    One implementation's run of a program: the Deferreds it holds, the names of all
+    those it has met, its clock, and the log of what its callbacks did.
+    """
+
+    def __init__(self, impl: Impl) -> None:
+        self.impl = impl
+        self.clock = Clock()
+        #: Every Deferred met, by name (its position); weakly, not to keep it alive.
+        self.known: list[weakref.ReferenceType[Any]] = []
+        self._names: dict[int, int] = {}
+        #: The Deferreds the program holds, by name, in the order it took them.
+        self.held: dict[int, Any] = {}
+        self.log: list[object] = []
+        self.number = 0
+        self.warning_filter = "always"
+        #: How many coroutines await each Deferred (by id) right now.
+        self.awaited: collections.Counter[int] = collections.Counter()
+        #: Descriptions of the "Unhandled error in Deferred:" events logged so far.
+        self.unhandled: list[object] = []
+        subclass = impl.Deferred.__name__
+        self._subclass_name = (
+            None if subclass == "Deferred" else re.compile(rf"\b{re.escape(subclass)}\b")
+        )
+
+    # -- naming ----------------------------------------------------------------------
+
+    def register(self, d: Any, hold: bool) -> int:
+        """The name of ``d`` (given a new one if it has none); hold it if asked."""
+        n = self._names.get(id(d))
+        if n is None or self.known[n]() is not d:
+            n = len(self.known)
+            self.known.append(weakref.ref(d))
+            self._names[id(d)] = n
+        if hold:
+            self.held[n] = d
+        return n
+
+    def lookup(self, n: int | None) -> Any:
+        """The Deferred named ``n``, or ``None`` if it no longer exists."""
+        return None if n is None else self.known[n]()
+
+    def resolve(self, p: int) -> int | None:
+        """The name of the held Deferred that the pick ``p`` refers to."""
+        held = list(self.held)
+        return held[p % len(held)] if held else None
+
+    def text(self, text: str) -> str:
+        """``text`` with addresses and the class name of the implementation normalised."""
+
+        def address(match: re.Match[str]) -> str:
+            n = self._names.get(int(match.group(), 16))
+            if n is not None and id(self.known[n]()) == int(match.group(), 16):
+                return f"D{n}"
+            return "0xADDR"
+
+        text = _ADDRESS.sub(address, text)
+        # A failure's text lists the frames it went through, which are the
+        # implementation's own (defer.py's, or none for compiled code).
+        # CPython says where the recursion limit was hit ("... while calling a Python
+        # object"), which depends on how deep the stack already was.
+        text = _RECURSION.sub("maximum recursion depth exceeded", text)
+        text = _FRAME_LINE.sub("", text).replace(
+            "Traceback (failure with no frames):", "Traceback:"
+        )
+        if self._subclass_name is not None:
+            text = self._subclass_name.sub("Deferred", text)
+        return text
+
+    def class_name(self, obj: object) -> str:
+        return self.text(type(obj).__name__)
+
+    def name(self, value: object, depth: int = 0) -> object:
+        """A description of ``value`` that is the same in both worlds."""
+        if depth > 4:
+            return "..."
+        if value is _NO_RESULT:
+            return "<no result>"
+        if isinstance(value, _DEFERRED_TYPES):
+            return ("D", self.register(value, hold=False))
+        if isinstance(value, Failure):
+            return ("Failure", value.type, self.exception(value.value, depth))
+        if isinstance(value, BaseException):
+            return ("exception", type(value), self.exception(value, depth))
+        if isinstance(value, (list, tuple)):
+            return (type(value).__name__, tuple(self.name(v, depth + 1) for v in value))
+        if isinstance(value, dict):
+            return ("dict", tuple((k, self.name(v, depth + 1)) for k, v in value.items()))
+        if isinstance(value, str):
+            return self.text(value)
+        if value is None or isinstance(value, (bool, int, float, type)):
+            return value
+        return ("object", self.class_name(value), self.text(repr(value)))
+
+    def exception(self, e: BaseException, depth: int) -> object:
+        if isinstance(e, FirstError):
+            return ("FirstError", e.index, self.name(e.subFailure, depth + 1))
+        if isinstance(e, FailureGroup):
+            return ("FailureGroup", self.name(list(e.failures), depth + 1))
+        return self.text(str(e))
+
+    def outcome(self, call: Callable[[], object]) -> tuple[object, ...]:
+        """``("ok", description of the return value)`` or ``("raise", type, message)``."""
+        try:
+            returned = call()
+        except BaseException as e:  # noqa: BLE001 - observing everything is the point
+            return ("raise", type(e), self.exception(e, 0))
+        return ("ok", self.name(returned))
+
+    # -- callbacks ---------------------------------------------------------------------
+
+    def bind_effect(self, effect: Op) -> Op:
+        """``effect`` with its picks resolved to names."""
+        kind = effect[0]
+        if kind == "chain":
+            return (kind, self.resolve(effect[1]), self.resolve(effect[2]))
+        if kind == "add recorder to own":
+            return effect
+        return (kind, self.resolve(effect[1]), *effect[2:])
+
+    def bind_action(self, action: Op) -> Op:
+        effects, end = action
+        if end[0] == "return held":
+            end = (end[0], self.resolve(end[1]))
+        return (tuple(self.bind_effect(e) for e in effects), end)
+
+    def recorder(self, tag: object) -> Callable[..., object]:
+        def record(result: object) -> object:
+            self.log.append(("recorder", tag, self.name(result)))
+            return result
+
+        return record
+
+    def do_effect(self, tag: object, owner: int | None, effect: Op) -> None:
+        kind = effect[0]
+        if kind == "add recorder to own":
+            target = self.lookup(owner)
+        else:
+            target = self.lookup(effect[1])
+        if target is None:
+            self.log.append(("effect", tag, kind, "no target"))
+            return
+        call: Callable[[], object]
+        if kind == "fire":
+            call = lambda: target.callback(effect[2])
+        elif kind == "fail":
+            call = lambda: target.errback(OSError(f"failed by {tag}"))
+        elif kind in ("cancel", "pause", "unpause"):
+            skip = avoided(self, kind, target)
+            if skip:
+                self.log.append(("effect", tag, kind, "skipped", skip))
+                return
+            call = getattr(target, kind)
+        elif kind in ("add recorder to", "add recorder to own"):
+            call = lambda: target.addBoth(self.recorder(tag))
+        else:
+            other = self.lookup(effect[2])
+            if other is None:
+                self.log.append(("effect", tag, kind, "no target"))
+                return
+            call = lambda: target.chainDeferred(other)
+        self.log.append(("effect", tag, kind, self.outcome(call)))
+
+    def end(self, tag: object, owner: int | None, end: Op, result: object) -> object:
+        kind = end[0]
+        if kind == "return":
+            return end[1]
+        if kind == "passthrough":
+            return result
+        if kind == "raise":
+            if end[1] == "CancelledError":
+                raise CancelledError(f"raised by {tag}")
+            raise ValueError(f"raised by {tag}")
+        if kind == "return failure":
+            return Failure(ValueError(f"returned by {tag}"))
+        if kind in ("return held", "return own"):
+            d = self.lookup(owner if kind == "return own" else end[1])
+            if d is None:
+                return result
+            skip = d is self.lookup(owner) and avoided(self, "return itself", d)
+            if skip:
+                self.log.append(("skipped", tag, skip))
+                return result
+            return d
+        state, hold = end[1], end[2]
+        if state == "unfired":
+            d = self.impl.Deferred()
+        elif state == "succeed":
+            d = self.impl.succeed(f"new by {tag}")
+        else:
+            d = self.impl.fail(KeyError(f"new by {tag}"))
+        self.log.append(("new", tag, self.register(d, hold=hold)))
+        return d
+
+    def callback(self, tag: object, owner: int | None, action: Op) -> Callable[..., object]:
+        """A callback doing ``action`` (already bound), recording every call."""
+        effects, end = action
+
+        def run(result: object, *args: object, **kwargs: object) -> object:
+            self.log.append(
+                ("run", tag, self.name(result), self.name(args), self.name(kwargs))
+            )
+            for effect in effects:
+                self.do_effect(tag, owner, effect)
+            return self.end(tag, owner, end, result)
+
+        return run
+
+    def canceller(self, kind: str | None, tag: object) -> Callable[[Any], None] | None:
+        if kind is None:
+            return None
+
+        def cancel(d: Any) -> None:
+            self.log.append(("canceller", tag, self.name(d)))
+            if kind == "callback":
+                d.callback(f"cancelled {tag}")
+            elif kind == "errback":
+                d.errback(KeyError(f"cancelled {tag}"))
+            elif kind == "raise":
+                raise RuntimeError(f"canceller {tag} raised")
+
+        return cancel
+
+    # -- generators and coroutines -------------------------------------------------
+
+    def generator(self, tag: object, steps: Op, returns: object) -> Callable[[], Any]:
+        world = self
+
+        def body() -> Generator[Any, Any, object]:
+            world.log.append(("generator started", tag))
+            for i, step in enumerate(steps):
+                kind = step[0]
+                if kind == "await":
+                    d = world.lookup(step[1])
+                    if d is None:
+                        world.log.append(("generator", tag, i, "no target"))
+                        continue
+                    try:
+                        got = yield d
+                    except Exception as e:
+                        world.log.append(("generator caught", tag, i, world.name(e)))
+                        if not step[2]:
+                            raise
+                    else:
+                        world.log.append(("generator got", tag, i, world.name(got)))
+                    finally:
+                        del d
+                elif kind == "value":
+                    got = yield step[1]
+                    world.log.append(("generator got", tag, i, world.name(got)))
+                elif kind == "effect":
+                    world.do_effect(tag, None, step[1])
+                else:
+                    raise ValueError(f"raised by generator {tag}")
+            world.log.append(("generator returns", tag))
+            return returns
+
+        return body
+
+    def coroutine(self, tag: object, steps: Op, returns: object) -> Callable[[], Any]:
+        world = self
+
+        async def body() -> object:
+            world.log.append(("coroutine started", tag))
+            for i, step in enumerate(steps):
+                kind = step[0]
+                if kind in ("await", "value"):
+                    d = world.lookup(step[1]) if kind == "await" else None
+                    if d is None:
+                        # A coroutine awaits only Deferreds: a plain value is awaited
+                        # through succeed().
+                        d = world.impl.succeed(step[1] if kind == "value" else None)
+                    skip = avoided(world, "await", d)
+                    if skip:
+                        world.log.append(("coroutine", tag, i, "skipped", skip))
+                        del d
+                        continue
+                    world.awaited[id(d)] += 1
+                    try:
+                        got = await d
+                    except Exception as e:
+                        world.log.append(("coroutine caught", tag, i, world.name(e)))
+                        if not (kind == "await" and step[2]):
+                            raise
+                    else:
+                        world.log.append(("coroutine got", tag, i, world.name(got)))
+                    finally:
+                        world.awaited[id(d)] -= 1
+                        if not world.awaited[id(d)]:
+                            del world.awaited[id(d)]
+                        del d
+                elif kind == "effect":
+                    world.do_effect(tag, None, step[1])
+                else:
+                    raise ValueError(f"raised by coroutine {tag}")
+            world.log.append(("coroutine returns", tag))
+            return returns
+
+        return body
+
+    # -- operations --------------------------------------------------------------------
+
+    def perform(self, op: Op) -> object:
+        """Run one operation of the program; return what the API call returned."""
+        kind = op[0]
+        tag = self.number
+        impl = self.impl
+        if kind == "create":
+            d = impl.Deferred(self.canceller(op[1], tag))
+            return self.register(d, hold=True)
+        if kind == "succeed":
+            return self.register(impl.succeed(op[1]), hold=True)
+        if kind == "fail":
+            return self.register(impl.fail(ValueError(f"fail {tag}")), hold=True)
+        if kind == "advance":
+            return self.clock.advance(op[1])
+        if kind == "drop everything":
+            self.held.clear()
+            self.clock = Clock()
+            return None
+        if kind in ("gatherResults", "DeferredList", "race"):
+            ds = [self.lookup(self.resolve(p)) for p in op[1]]
+            if kind == "gatherResults":
+                made = impl.gatherResults(ds, consumeErrors=op[2])
+            elif kind == "DeferredList":
+                made = impl.DeferredList(
+                    ds, fireOnOneCallback=op[2], fireOnOneErrback=op[3], consumeErrors=op[4]
+                )
+            else:
+                made = impl.race(ds)
+            self.register(made, hold=True)
+            return made
+        if kind == "inlineCallbacks":
+            made = impl.inlineCallbacks(self.generator(tag, op[1], op[2]))()
+            self.register(made, hold=True)
+            return made
+        if kind == "coroutine":
+            coro = self.coroutine(tag, op[1], op[2])()
+            if op[3] == "fromCoroutine":
+                made = impl.Deferred.fromCoroutine(coro)
+            else:
+                made = impl.ensureDeferred(coro)
+            self.register(made, hold=True)
+            return made
+        if kind == "maybeDeferred":
+            made = impl.maybeDeferred(self.callback(tag, None, self.bind_action(op[1])), "arg")
+            self.register(made, hold=True)
+            return made
+
+        # Operations on one held Deferred.
+        n = self.resolve(op[1])
+        d = self.held[n]
+        if kind in ("addCallback", "addErrback", "addBoth"):
+            cb = self.callback(tag, n, self.bind_action(op[2]))
+            return getattr(d, kind)(cb, *op[3], **op[4])
+        if kind == "addCallbacks":
+            cb = self.callback((tag, "callback"), n, self.bind_action(op[2]))
+            eb = None if op[3] is None else self.callback((tag, "errback"), n, self.bind_action(op[3]))
+            return d.addCallbacks(cb, eb, **op[4])
+        if kind == "callback":
+            result = op[2]
+            if isinstance(result, tuple) and result[0] == "deferred":
+                result = self.held[self.resolve(result[1])]
+                skip = result is d and avoided(self, "callback itself", d)
+                if skip:
+                    return ("skipped", skip)
+            elif isinstance(result, tuple):
+                result = Failure(ZeroDivisionError(f"callback {tag}"))
+            return d.callback(result)
+        if kind == "errback":
+            how = op[2]
+            if how == "exception":
+                return d.errback(ArithmeticError(f"errback {tag}"))
+            if how == "failure":
+                return d.errback(Failure(LookupError(f"errback {tag}")))
+            if how == "current exception":
+                try:
+                    raise IndexError(f"errback {tag}")
+                except IndexError:
+                    return d.errback()
+            return d.errback()
+        if kind in ("pause", "unpause", "cancel"):
+            skip = avoided(self, kind, d)
+            if skip:
+                return ("skipped", skip)
+            return getattr(d, kind)()
+        if kind == "chainDeferred":
+            return d.chainDeferred(self.held[self.resolve(op[2])])
+        if kind == "addTimeout":
+            on_timeout = None
+            if op[3]:
+
+                def on_timeout(result: object, timeout: float) -> object:
+                    self.log.append(("onTimeoutCancel", tag, self.name(result), timeout))
+                    return f"timed out {tag}"
+
+            return d.addTimeout(op[2], self.clock, on_timeout)
+        if kind == "drop":
+            del self.held[n]
+            return None
+        raise AssertionError(f"unknown operation {op!r}")
+
+    # -- observing ---------------------------------------------------------------------
+
+    def step(self, op: Op) -> dict[str, object]:
+        """Run ``op`` then collect garbage; describe everything observable."""
+        self.number += 1
+        self.log = []
+        # Events are described as they come, not kept: a logged failure's traceback
+        # would keep the frames it went through, and what they refer to, alive.
+        logged: list[object] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            if _reports_unhandled_error(event):
+                self.unhandled.append(self.event(event))
+            else:
+                logged.append(self.event(event))
+
+        globalLogPublisher.addObserver(observe)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter(self.warning_filter)
+                returned = self.outcome(lambda: self.perform(op))
+                # What a collection frees can make more garbage (a logged failure).
+                while gc.collect():
+                    pass
+        finally:
+            globalLogPublisher.removeObserver(observe)
+        observed = {
+            "returned": returned,
+            "log": self.log,
+            "warnings": [self.warning(w) for w in caught],
+            "logged": logged,
+            "held": [self.state(n, d) for n, d in self.held.items()],
+            "clock": [(c.getTime(), c.active()) for c in self.clock.getDelayedCalls()],
+        }
+        if op == ("drop everything",):
+            # When a Deferred is freed, and so when its unhandled error is logged,
+            # depends on what refers to it: Twisted's failures keep the frames of
+            # defer.py they went through (and the Deferreds those refer to) alive,
+            # which txdefer's Rust code has no frames for.  So unhandled errors are
+            # compared once every Deferred is gone, as a whole.
+            observed["unhandled errors"] = sorted(self.unhandled, key=repr)
+        return observed
+
+    def warning(self, w: warnings.WarningMessage) -> object:
+        """
+        A warning's category, message and place: the test's code by file and line;
+        the library's own code (Twisted's ``defer.py``, txdefer's modules) as such.
+        """
+        if os.path.dirname(os.path.abspath(w.filename)) == _HERE:
+            place: object = (os.path.basename(w.filename), w.lineno)
+        else:
+            place = "library code"
+        return (w.category, self.text(str(w.message)), place)
+
+    def event(self, event: dict[str, Any]) -> object:
+        failure = event.get("log_failure")
+        level = event.get("log_level")
+        return (
+            event.get("log_namespace"),
+            None if level is None else level.name,
+            self.text(str(event.get("log_format"))),
+            event.get("isError"),
+            None if failure is None else self.name(failure),
+            self.text(str(event.get("debugInfo", ""))),
+        )
+
+    def state(self, n: int, d: Any) -> object:
+        state: list[object] = [
+            n,
+            self.class_name(d),
+            d.called,
+            d.paused,
+            self.name(d._chainedTo),
+            self.name(getattr(d, "result", _NO_RESULT)),
+            self.outcome(lambda: str(d)),
+        ]
+        if hasattr(d, "resultList"):
+            state += [self.name(d.resultList), d.finishedCount]
+        return tuple(state)
+
+
+def _reports_unhandled_error(event: dict[str, Any]) -> bool:
+    """Whether ``event`` is one of the two that report an unhandled failure."""
+    return event.get("log_namespace") == "twisted.internet.defer" and (
+        event.get("log_format") == "Unhandled error in Deferred:" or "debugInfo" in event
+    )
+
+
+@contextlib.contextmanager
+def isolated_global_log() -> Iterator[None]:
+    """
+    Detach every observer of Twisted's global log publisher for the duration: the
+    buffer that keeps events until logging begins would keep each logged failure, its
+    traceback's frames and the Deferreds they refer to alive (and the default observer
+    would print every unhandled error).
+    """
+    observers = list(globalLogPublisher._observers)
+    for observer in observers:
+        globalLogPublisher.removeObserver(observer)
+    try:
+        yield
+    finally:
+        for observer in observers:
+            globalLogPublisher.addObserver(observer)
+
+
+#: Seconds one step of a program may take before the process gives up on it.
+STEP_TIME_LIMIT = 60
+
+
+@contextlib.contextmanager
+def watchdog(ops: list[Op]) -> Iterator[None]:
+    """
+    A step that never ends (a Deferred loop that does not terminate) cannot be
+    interrupted by an exception, which the Deferred would catch: after
+    ``STEP_TIME_LIMIT`` seconds, write the program to a file (replay it with
+    ``replay()``) and exit the process.
+    """
+    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def give_up(signum: int, frame: object) -> None:
+        # pytest may be capturing stderr in a file that exiting will not show.
+        path = os.environ.get("TXDEFER_DIFF_HANG_FILE") or os.path.join(
+            tempfile.gettempdir(), "txdefer-differential-hang.txt"
+        )
+        with open(path, "w") as f:
+            f.write(f"{ops!r}\n")
+        message = f"A step did not end in {STEP_TIME_LIMIT} s; the program is in {path}\n"
+        os.write(2, message.encode())
+        os._exit(70)
+
+    previous = signal.signal(signal.SIGALRM, give_up)
+    signal.alarm(STEP_TIME_LIMIT)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def replay(impl: Impl, ops: list[Op]) -> list[dict[str, object]]:
+    """
+    Run a program (the operations a failing run printed) in one world; return what
+    was observed after each step.
+    """
+    world = World(impl)
+    with isolated_global_log():
+        return [world.step(op) for op in ops]
+
+
+def compare(op: Op, expected: dict[str, object], actual: dict[str, object]) -> None:
+    """Fail, showing what differs, unless the two worlds observed the same things."""
+    different = [key for key in expected if expected[key] != actual[key]]
+    if different:
+        lines = [f"after {op!r}, differs from Twisted in: {', '.join(different)}"]
+        for key in different:
+            lines.append(f"-- {key} on Twisted:\n{pprint.pformat(expected[key])}")
+            lines.append(f"-- {key} on the implementation:\n{pprint.pformat(actual[key])}")
+        raise AssertionError("\n".join(lines))
+
+
+# -- the state machine ------------------------------------------------------------------
+
+
+class DifferentialMachine(RuleBasedStateMachine):
+    """
+    Every rule is one operation, run in both worlds and compared; the teardown drops
+    everything, collects garbage, and compares what that logged.
+    """
+
+    impl: Impl = TXDEFER
+
+    #: Programs run so far (in this process).
+    programs = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Each step's gc.collect() only has to look at what this program makes if
+        # everything older is frozen.  What was frozen and has become garbage since
+        # is collected every few hundred programs (the caller unfreezes at the end).
+        DifferentialMachine.programs += 1
+        if DifferentialMachine.programs % 500 == 0:
+            gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        self.worlds = (World(TWISTED), World(self.impl))
+        #: Operations run so far (for the report of a failure).
+        self.ops: list[Op] = []
+
+    def apply(self, *op: Any) -> None:
+        self.ops.append(op)
+        with watchdog(self.ops):
+            expected = self.worlds[0].step(op)
+            actual = self.worlds[1].step(op)
+        compare(op, expected, actual)
+
+    def holds(self) -> bool:
+        return bool(self.worlds[0].held)
+
+    def teardown(self) -> None:
+        try:
+            if self.ops:
+                self.apply("drop everything")
+        finally:
+            self.worlds = ()
+
+    @initialize(
+        warning_filter=st.sampled_from(["always", "error"]),
+        cancellers=st.lists(canceller, min_size=1, max_size=3),
+    )
+    def start(self, warning_filter: str, cancellers: list[str | None]) -> None:
+        for world in self.worlds:
+            world.warning_filter = warning_filter
+        for kind in cancellers:
+            self.apply("create", kind)
+
+    @rule(kind=canceller)
+    def create(self, kind: str | None) -> None:
+        self.apply("create", kind)
+
+    @rule(result=value)
+    def succeed(self, result: object) -> None:
+        self.apply("succeed", result)
+
+    @rule()
+    def fail(self) -> None:
+        self.apply("fail")
+
+    @precondition(holds)
+    @rule(
+        method=st.sampled_from(["addCallback", "addErrback", "addBoth"]),
+        d=pick,
+        callback=action,
+        args=extra_args,
+        kwargs=extra_kwargs,
+    )
+    def add_callback(
+        self, method: str, d: int, callback: Op, args: Op, kwargs: dict[str, object]
+    ) -> None:
+        self.apply(method, d, callback, args, kwargs)
+
+    @precondition(holds)
+    @rule(d=pick, callback=action, errback=st.none() | action, extras=callbacks_extras)
+    def add_callbacks(
+        self, d: int, callback: Op, errback: Op | None, extras: dict[str, object]
+    ) -> None:
+        self.apply("addCallbacks", d, callback, errback, extras)
+
+    @precondition(holds)
+    @rule(d=pick, result=callback_value)
+    def callback(self, d: int, result: object) -> None:
+        self.apply("callback", d, result)
+
+    @precondition(holds)
+    @rule(d=pick, how=errback_kind)
+    def errback(self, d: int, how: str) -> None:
+        self.apply("errback", d, how)
+
+    @precondition(holds)
+    @rule(d=pick, method=st.sampled_from(["pause", "unpause", "cancel"]))
+    def pause_unpause_cancel(self, d: int, method: str) -> None:
+        self.apply(method, d)
+
+    @precondition(holds)
+    @rule(d=pick, other=pick)
+    def chain_deferred(self, d: int, other: int) -> None:
+        self.apply("chainDeferred", d, other)
+
+    @precondition(holds)
+    @rule(d=pick, seconds=delay, on_timeout_cancel=st.booleans())
+    def add_timeout(self, d: int, seconds: int, on_timeout_cancel: bool) -> None:
+        self.apply("addTimeout", d, seconds, on_timeout_cancel)
+
+    @rule(seconds=delay)
+    def advance_clock(self, seconds: int) -> None:
+        self.apply("advance", seconds)
+
+    @rule(ds=st.lists(pick, max_size=4).map(tuple), consume_errors=st.booleans())
+    def gather_results(self, ds: Op, consume_errors: bool) -> None:
+        self.apply("gatherResults", ds, consume_errors)
+
+    @rule(
+        ds=st.lists(pick, max_size=4).map(tuple),
+        fire_on_one_callback=st.booleans(),
+        fire_on_one_errback=st.booleans(),
+        consume_errors=st.booleans(),
+    )
+    def deferred_list(
+        self,
+        ds: Op,
+        fire_on_one_callback: bool,
+        fire_on_one_errback: bool,
+        consume_errors: bool,
+    ) -> None:
+        self.apply("DeferredList", ds, fire_on_one_callback, fire_on_one_errback, consume_errors)
+
+    @rule(ds=st.lists(pick, max_size=4).map(tuple))
+    def race(self, ds: Op) -> None:
+        self.apply("race", ds)
+
+    @rule(steps=generator_steps, returns=value)
+    def inline_callbacks(self, steps: Op, returns: object) -> None:
+        self.apply("inlineCallbacks", self.bind_steps(steps), returns)
+
+    @rule(
+        steps=generator_steps,
+        returns=value,
+        via=st.sampled_from(["fromCoroutine", "ensureDeferred"]),
+    )
+    def coroutine(self, steps: Op, returns: object, via: str) -> None:
+        self.apply("coroutine", self.bind_steps(steps), returns, via)
+
+    @rule(callable=action)
+    def maybe_deferred(self, callable: Op) -> None:
+        self.apply("maybeDeferred", callable)
+
+    @precondition(holds)
+    @rule(d=pick)
+    def drop(self, d: int) -> None:
+        self.apply("drop", d)
+
+    def bind_steps(self, steps: Op) -> Op:
+        """Generator steps with their picks resolved to names (the same in both worlds)."""
+        world = self.worlds[0]
+        bound = []
+        for step in steps:
+            if step[0] == "await":
+                step = ("await", world.resolve(step[1]), step[2])
+            elif step[0] == "effect":
+                step = ("effect", world.bind_effect(step[1]))
+            bound.append(step)
+        return tuple(bound)
+
+
+def machine_for(impl: Impl) -> type[DifferentialMachine]:
+    """The state machine comparing ``impl`` with Twisted."""
+    return type(f"Differential_{impl.name}", (DifferentialMachine,), {"impl": impl})

@@ -1,0 +1,109 @@
+"""
+Minimal reproductions of differences the differential programs
+(``tests/test_differential.py``) found: each runs one snippet on the implementation
+under test and on Twisted and compares what is observable.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from twisted.python.failure import Failure
+
+from tests.impls import TWISTED, Impl, result_of
+
+
+def _self_chained_then_unpaused(impl: Impl) -> tuple[object, ...]:
+    d: Any = impl.Deferred()
+    d.callback(None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        d.addCallback(lambda result: d)  # returns its own Deferred: chained to itself
+    before = (d.paused, d._chainedTo is d, d.result is d)
+    d.unpause()
+    after = (d.paused, d._chainedTo, "itself" if d.result is d else d.result)
+    return before, after
+
+
+def test_unpausing_a_deferred_chained_to_itself_leaves_result_none(impl: Impl) -> None:
+    """
+    A callback returning its own Deferred chains it to itself (paused, waiting on
+    itself); ``unpause()`` then runs the continuation, which hands the result to
+    itself and clears it: ``paused`` is -1 and ``result`` is ``None`` on Twisted.
+    """
+    assert _self_chained_then_unpaused(impl) == _self_chained_then_unpaused(TWISTED)
+
+
+def _awaited_from_its_own_errback(impl: Impl) -> list[tuple[str, str]]:
+    d: Any = impl.Deferred()
+    raised: list[tuple[str, str]] = []
+
+    def errback(failure: Failure) -> None:
+        try:
+            next(iter(d))  # what ``await d`` does first
+        except BaseException as e:  # noqa: BLE001 - observing everything is the point
+            raised.append((type(e).__name__, str(e)))
+
+    d.addErrback(errback)
+    d.errback(OSError("boom"))
+    return raised
+
+
+def test_awaiting_a_deferred_from_its_own_errback_raises_as_twisted(impl: Impl) -> None:
+    """
+    Iterating (awaiting) a Deferred from inside its own errback, while its failure
+    has not yet been recorded for unhandled-error reporting: Twisted fails the
+    ``assert self._debugInfo is not None`` in ``__iter__`` (``AssertionError``).
+    """
+    assert _awaited_from_its_own_errback(impl) == _awaited_from_its_own_errback(TWISTED)
+
+
+def _coroutine_awaiting_twice(impl: Impl) -> tuple[object, ...]:
+    d: Any = impl.Deferred()
+
+    async def twice() -> str:
+        try:
+            await d
+        except OSError:
+            pass
+        try:
+            await d  # d is still delivering its failure to this coroutine
+        except BaseException as e:  # noqa: BLE001 - observing everything is the point
+            return type(e).__name__
+        return "no exception"
+
+    coroutine = impl.Deferred.fromCoroutine(twice())
+    d.errback(OSError("boom"))
+    return (result_of(coroutine), result_of(d))
+
+
+def test_coroutine_awaiting_a_failing_deferred_again_sees_what_twisted_raises(
+    impl: Impl,
+) -> None:
+    """
+    A coroutine catches the failure of ``await d`` and awaits ``d`` again, still
+    inside ``d``'s callback chain: the second await raises ``AssertionError`` on
+    Twisted (see the test above).
+    """
+    assert _coroutine_awaiting_twice(impl) == _coroutine_awaiting_twice(TWISTED)
+
+
+def _called_back_with_itself_through_an_errback(impl: Impl) -> tuple[object, ...]:
+    d: Any = impl.Deferred()
+    d.addErrback(lambda failure: failure)  # the success side passes the result through
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        d.callback(d)
+    chained = (d.paused, d._chainedTo is d)
+    return [(w.category, str(w.message)) for w in caught], chained
+
+
+def test_pass_through_returning_the_deferred_itself_warns_as_twisted(impl: Impl) -> None:
+    """
+    ``d.callback(d)`` with only an errback added: the success side's pass-through
+    "returns" ``d`` itself, for which Twisted warns "Callback returned the Deferred
+    it was attached to" (an error, and so a failure result, under -W error).
+    """
+    expected = _called_back_with_itself_through_an_errback(TWISTED)
+    assert _called_back_with_itself_through_an_errback(impl) == expected
