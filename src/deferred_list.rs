@@ -247,44 +247,36 @@ pub fn collect<'py>(
 }
 
 /// Twisted's `_parseDeferredListResult`: the results of a `DeferredList` that fired
-/// with every member successful (`gatherResults`).
+/// with every member successful (`gatherResults`).  The usual input (a list of
+/// `(True, value)` tuples) is handled here; anything else goes to Twisted's own code,
+/// which raises what Twisted raises.
 #[pyfunction]
 #[pyo3(name = "_parseDeferredListResult", signature = (resultList, fireOnOneErrback=false, /))]
 #[allow(non_snake_case)]
 pub fn parse_deferred_list_result<'py>(
     resultList: Bound<'py, PyAny>,
     fireOnOneErrback: bool,
-) -> PyResult<Bound<'py, PyList>> {
+) -> PyResult<Bound<'py, PyAny>> {
     let py = resultList.py();
-    let _ = fireOnOneErrback;
-    let debug = !optimized(py)?;
-    let mut values = Vec::new();
-    for item in resultList.try_iter()? {
-        let item = item?;
-        if debug {
-            if item.is_none() {
-                return Err(PyAssertionError::new_err(()));
+    if let Ok(list) = resultList.cast_exact::<PyList>() {
+        let mut values = Vec::with_capacity(list.len());
+        let mut plain = true;
+        for item in list.iter() {
+            match item.cast_exact::<PyTuple>() {
+                Ok(pair) if pair.len() == 2 && pair.get_item(0)?.is_truthy()? => {
+                    values.push(pair.get_item(1)?);
+                }
+                _ => {
+                    plain = false;
+                    break;
+                }
             }
-            let (success, value): (Bound<'py, PyAny>, Bound<'py, PyAny>) = item.extract()?;
-            if !success.is_truthy()? {
-                return Err(PyAssertionError::new_err(()));
-            }
-            values.push(value);
-        } else {
-            values.push(item.get_item(1)?);
+        }
+        if plain {
+            return Ok(PyList::new(py, values)?.into_any());
         }
     }
-    PyList::new(py, values)
-}
-
-static OPTIMIZED: PyOnceLock<bool> = PyOnceLock::new();
-
-/// Is Python running with `-O` (`__debug__` false)?
-fn optimized(py: Python<'_>) -> PyResult<bool> {
-    OPTIMIZED
-        .get_or_try_init(py, || {
-            let level: i64 = py.import("sys")?.getattr("flags")?.getattr("optimize")?.extract()?;
-            Ok::<bool, PyErr>(level > 0)
-        })
-        .copied()
+    imports::support(py)?
+        .getattr(intern!(py, "_parseDeferredListResult"))?
+        .call1((resultList, fireOnOneErrback))
 }

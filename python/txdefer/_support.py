@@ -107,6 +107,17 @@ def fromFuture(cls, future):
     return self
 
 
+def _parseDeferredListResult(resultList, fireOnOneErrback=False, /):
+    # Twisted's code, for the inputs the compiled fast path does not take (anything
+    # but a list of (True, value) tuples): it fails exactly as Twisted's does.
+    if __debug__:
+        for result in resultList:
+            assert result is not None
+            success, value = result
+            assert success
+    return [x[1] for x in resultList]
+
+
 def _isCoroutineOrGenerator(obj):
     # What the driver does with a yielded object that is not a Deferred: drive it too.
     return iscoroutine(obj) or inspect.isgenerator(obj)
