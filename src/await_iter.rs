@@ -5,7 +5,7 @@
 //! failure's exception).  The driver (`inlineCallbacks`, `ensureDeferred`) sees the
 //! yielded Deferred, waits for it, and resumes the coroutine with `send()`.
 
-use pyo3::exceptions::PyStopIteration;
+use pyo3::exceptions::{PyAssertionError, PyStopIteration};
 use pyo3::prelude::*;
 use pyo3::{intern, PyTraverseError, PyVisit};
 
@@ -39,10 +39,13 @@ impl DeferredIterator {
         }
         let result = result.map_or_else(|| py.None().into_bound(py), |r| r.into_bound(py));
         if imports::is_failure(&result)? {
-            // The failure is handled by whoever awaited it: not "unhandled".
-            if let Some(info) = info {
-                info.bind(py).setattr(intern!(py, "failResult"), py.None())?;
-            }
+            // The failure is handled by whoever awaited it: not "unhandled".  Twisted
+            // asserts that its record of the failure exists; it does not yet while
+            // the Deferred's own errbacks are running.
+            let Some(info) = info else {
+                return Err(PyAssertionError::new_err(()));
+            };
+            info.bind(py).setattr(intern!(py, "failResult"), py.None())?;
             result.call_method0(intern!(py, "raiseException"))?;
         }
         // The `StopIteration(result)` instance made here and raised as it is: cheaper

@@ -282,6 +282,17 @@ impl Native {
         }
     }
 
+    /// The Python function Twisted would have called here (named by warnings).
+    pub fn offender<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match self {
+            Native::Resume(driver) => Ok(driver.bind(py).clone().into_any()),
+            Native::ListMember(..) => py
+                .import("txdefer._defer")?
+                .getattr("DeferredList")?
+                .getattr("_cbDeferred"),
+        }
+    }
+
     /// The Python callable that does the same, for Twisted-shaped views.
     pub fn callable(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         match self {

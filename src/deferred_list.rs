@@ -220,11 +220,8 @@ pub fn collect<'py>(
     )?;
     // Set before the members' callbacks run (they run at once for fired members).
     list.setattr(intern!(py, "_collector"), &collector)?;
-    let callback = if via_python {
-        list.getattr(intern!(py, "_cbDeferred"))?
-    } else {
-        collector.clone().into_any()
-    };
+    // Members reached through Python get `list._cbDeferred`, as in Twisted.
+    let mut callback: Option<Bound<'py, PyAny>> = None;
     // Iterate over a snapshot, by index, as Twisted's loop over the list does.
     let members: Vec<Bound<'py, PyAny>> = members.iter().collect();
     for (index, member) in members.iter().enumerate() {
@@ -240,6 +237,10 @@ pub fn collect<'py>(
             let kwargs = pyo3::types::PyDict::new(py);
             kwargs.set_item(intern!(py, "callbackArgs"), (index, true))?;
             kwargs.set_item(intern!(py, "errbackArgs"), (index, false))?;
+            let callback = match &callback {
+                Some(cb) => cb.clone(),
+                None => callback.insert(list.getattr(intern!(py, "_cbDeferred"))?).clone(),
+            };
             member.call_method(intern!(py, "addCallbacks"), (&callback, &callback), Some(&kwargs))?;
         }
     }

@@ -33,6 +33,9 @@ pub struct Foreign {
     /// Twisted's own `_failthru` (a Python function), called where its exact
     /// argument errors are observable.
     pub twisted_failthru: Py<PyAny>,
+    /// Twisted's own `passthru`: named by the warning for a pass-through step that
+    /// leaves a Deferred as its own result.
+    pub twisted_passthru: Py<PyAny>,
 }
 
 pub static FOREIGN: PyOnceLock<Foreign> = PyOnceLock::new();

@@ -63,6 +63,7 @@ fn _configure(
     continue_marker: Bound<'_, PyAny>,
     none_kwargs: Bound<'_, PyAny>,
     twisted_failthru: Bound<'_, PyAny>,
+    twisted_passthru: Bound<'_, PyAny>,
 ) -> PyResult<()> {
     let py = m.py();
     let foreign = imports::Foreign {
@@ -72,6 +73,7 @@ fn _configure(
         passthru: m.getattr("passthru")?.unbind(),
         failthru: m.getattr("_failthru")?.unbind(),
         twisted_failthru: twisted_failthru.unbind(),
+        twisted_passthru: twisted_passthru.unbind(),
     };
     // A second call (a reload) keeps the first configuration.
     let _ = imports::FOREIGN.set(py, foreign);

@@ -155,7 +155,15 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
                             }
                             other => other,
                         },
-                        Step::Native(native) => native.invoke(py, result),
+                        Step::Native(native) => match native.invoke(py, result) {
+                            Ok(value) if value.is(&current) => {
+                                match imports::warn_about_function(&native.offender(py)?, SELF_RETURN_WARNING) {
+                                    Ok(()) => Ok(value),
+                                    Err(err) => Err(err),
+                                }
+                            }
+                            other => other,
+                        },
                         _ => unreachable!("only calls get here"),
                     };
                     let new_result = match returned {
@@ -186,6 +194,19 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
                 }
                 Step::PassThrough => {
                     current.get().lock()?.running = false;
+                    if result.is(&current) {
+                        // Twisted called `passthru`/`_failthru`, which "returned" the
+                        // Deferred it is attached to: it warns, naming that function.
+                        let foreign = imports::foreign(py)?;
+                        let offender = if is_fail { &foreign.twisted_failthru } else { &foreign.twisted_passthru };
+                        if let Err(err) = imports::warn_about_function(offender.bind(py), SELF_RETURN_WARNING) {
+                            let failure = make_failure(py, start, &err)?;
+                            let old = current.get().lock()?.result.replace(failure.unbind());
+                            drop(old);
+                            next = pop_next_locked(py, &current)?;
+                            continue;
+                        }
+                    }
                     // Twisted calls `passthru`/`_failthru`, which return the result
                     // unchanged: a Deferred result is then chained like any other.
                     if kind.is_deferred() {
@@ -298,15 +319,25 @@ fn take_result(py: Python<'_>, current: &Bound<'_, Deferred>) -> PyResult<Py<PyA
     Ok(value.unwrap_or_else(|| py.None()))
 }
 
-/// Give `current`'s result to `chainee`, which was waiting on it.
+/// Give `current`'s result to `chainee`, which was waiting on it.  In Twisted's
+/// order: `chainee.result = current.result; current.result = None` (so a Deferred
+/// chained to itself ends with `None`), then `chainee.paused -= 1`.
 fn hand_over(py: Python<'_>, current: &Bound<'_, Deferred>, chainee: &Bound<'_, Deferred>) -> PyResult<()> {
-    let value = take_result(py, current)?;
-    let old = {
-        let mut st = chainee.get().lock()?;
-        st.paused -= 1;
-        st.result.replace(value)
+    let (value, info) = {
+        let st = current.get().lock()?;
+        (
+            st.result.as_ref().map_or_else(|| py.None(), |r| r.clone_ref(py)),
+            st.debug_info.as_ref().map(|i| i.clone_ref(py)),
+        )
     };
-    drop(old);
+    let old_chainee = chainee.get().lock()?.result.replace(value);
+    let old_current = current.get().lock()?.result.replace(py.None());
+    drop(old_chainee);
+    drop(old_current);
+    if let Some(info) = info {
+        info.bind(py).setattr(intern!(py, "failResult"), py.None())?;
+    }
+    chainee.get().lock()?.paused -= 1;
     Ok(())
 }
 

@@ -144,23 +144,6 @@ delay = st.sampled_from([0, 1, 2])
 #: tests/test_differential_repros.py, so that the programs can find others (remove
 #: an entry when its difference is fixed); and programs that never end on Twisted.
 AVOIDED: dict[str, Callable[[World, str, Any], bool]] = {
-    # test_unpausing_a_deferred_chained_to_itself_leaves_result_none
-    "unpause() of a Deferred chained to itself": lambda world, method, d: (
-        (method == "unpause" and d._chainedTo is d)
-        # Returning its own Deferred when unpaused once too often: chained to
-        # itself, it is not left paused.
-        or (method == "return itself" and d.paused < 0)
-    ),
-    # test_pass_through_returning_the_deferred_itself_warns_as_twisted
-    "callback() of a Deferred with itself": lambda world, method, d: method == "callback itself",
-    # test_awaiting_a_deferred_from_its_own_errback_raises_as_twisted
-    "awaiting a Deferred whose failure is not yet recorded": lambda world, method, d: (
-        method == "await"
-        and d.called
-        and not d.paused
-        and isinstance(getattr(d, "result", None), Failure)
-        and d._debugInfo is None
-    ),
     # Not a difference: awaiting a paused Deferred from inside its own callback chain
     # loops for ever on Twisted (and txdefer): Deferred.__iter__ yields it, the
     # coroutine's driver adds a callback to it, the running chain calls that callback

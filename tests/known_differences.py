@@ -47,31 +47,3 @@ OWN_SUITE.update(
         for case in ("paused_assigned_a_string", "called_assigned_a_string")
     }
 )
-
-#: Differences found by the differential programs (tests/test_differential.py),
-#: reproduced by tests/test_differential_repros.py; tests/differential.py steers the
-#: programs around them (see ``AVOIDED`` there) until they are fixed.
-OWN_SUITE.update(
-    {
-        f"tests/test_differential_repros.py::{test}[{impl}]": f"divergence under fix: {why}"
-        for impl in ("txdefer", "subclass")
-        for test, why in {
-            "test_unpausing_a_deferred_chained_to_itself_leaves_result_none": (
-                "unpause() of a Deferred chained to itself (a callback returned it) "
-                "keeps the Deferred as its own result; Twisted leaves None"
-            ),
-            "test_awaiting_a_deferred_from_its_own_errback_raises_as_twisted": (
-                "iterating (awaiting) a Deferred inside its own errback raises the "
-                "failure; Twisted raises AssertionError (its _debugInfo is still None)"
-            ),
-            "test_coroutine_awaiting_a_failing_deferred_again_sees_what_twisted_raises": (
-                "a coroutine awaiting again a Deferred that is delivering a failure to "
-                "it gets the failure; Twisted raises AssertionError"
-            ),
-            "test_pass_through_returning_the_deferred_itself_warns_as_twisted": (
-                "d.callback(d) through the pass-through side of an addErrback does not "
-                "warn 'Callback returned the Deferred it was attached to' as Twisted does"
-            ),
-        }.items()
-    }
-)

@@ -1,7 +1,7 @@
 """
 Minimal reproductions of differences the differential programs
-(``tests/test_differential.py``) found: each runs one snippet on the implementation
-under test and on Twisted and compares what is observable.
+(``tests/test_differential.py``) found, now fixed: each runs one snippet on the
+implementation under test and on Twisted and compares what is observable.
 """
 
 from __future__ import annotations

@@ -17,7 +17,11 @@ if not issubclass(_tdefer.Deferred, _core.DeferredBase):
     # Captured before install() can rebind anything in twisted.internet.defer: the
     # pure-Python class, so that its instances chain with ours.
     _core._configure(
-        _tdefer.Deferred, _tdefer._CONTINUE, _tdefer._NONE_KWARGS, _tdefer._failthru
+        _tdefer.Deferred,
+        _tdefer._CONTINUE,
+        _tdefer._NONE_KWARGS,
+        _tdefer._failthru,
+        _tdefer.passthru,
     )
 
 from txdefer._core import passthru, succeed  # noqa: E402

@@ -172,6 +172,7 @@ def _configure(
     continue_marker: object,
     none_kwargs: object,
     twisted_failthru: object,
+    twisted_passthru: object,
 ) -> None: ...
 def _register_public(cls: type) -> None: ...
 def ensureDeferred(
