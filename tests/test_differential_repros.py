@@ -107,3 +107,4 @@ def test_pass_through_returning_the_deferred_itself_warns_as_twisted(impl: Impl)
     """
     expected = _called_back_with_itself_through_an_errback(TWISTED)
     assert _called_back_with_itself_through_an_errback(impl) == expected
+
