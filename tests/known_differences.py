@@ -51,7 +51,8 @@ OWN_SUITE.update(
 
 #: Programs the long differential profile found whose outcome depends on where
 #: Python's recursion limit strikes: not a fixed difference (replayed under pytest, the
-#: program gave different results on Twisted against Twisted), so no test can pin it; listed here so that it is not lost.  Program -> what happens.
+#: program gave different results on Twisted against Twisted), so no test can pin
+#: it; listed here so that it is not lost.  Program -> what happens.
 RECURSION_LIMIT_DEPENDENT: dict[str, str] = {
     "TXDEFER_DIFF_SEED=20261125: an errback cancels a Deferred that an inlineCallbacks "
     "generator awaits, with race() and gatherResults() in between": (
