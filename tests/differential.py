@@ -49,6 +49,7 @@ from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import txdefer._core
+from hypothesis import reject
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 from twisted.internet.defer import CancelledError, FailureGroup, FirstError
@@ -769,6 +770,11 @@ class DifferentialMachine(RuleBasedStateMachine):
         self.ops.append(op)
         with watchdog(self.ops):
             expected = self.worlds[0].step(op)
+            if "RecursionError" in repr(expected):
+                # Twisted ran into Python's recursion limit: where it strikes depends on
+                # the stack depth, so the outcome is not defined (see
+                # tests/known_differences.py, RECURSION_LIMIT_DEPENDENT).
+                reject()
             actual = self.worlds[1].step(op)
         compare(op, expected, actual)
 
