@@ -48,6 +48,7 @@ import weakref
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
+import hypothesis
 import txdefer._core
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
@@ -782,12 +783,20 @@ class DifferentialMachine(RuleBasedStateMachine):
         self.worlds = (World(TWISTED), World(self.impl))
         #: Operations run so far (for the report of a failure).
         self.ops: list[Op] = []
+        self.incomparable = False
 
     def apply(self, *op: Any) -> None:
         self.ops.append(op)
         with watchdog(self.ops):
             expected = self.worlds[0].step(op)
             actual = self.worlds[1].step(op)
+        if expected != actual and "RecursionError" in repr(expected) + repr(actual):
+            # Unbounded recursion (e.g. Deferreds cancelling each other in a cycle):
+            # where the limit is hit, and so what happens next, depends on how many
+            # frames each implementation uses per level.  Not comparable: discarded.
+            self.incomparable = True
+            hypothesis.event("discarded: recursion limit hit, worlds differ")
+            hypothesis.assume(False)
         compare(op, expected, actual)
 
     def holds(self) -> bool:
@@ -795,7 +804,7 @@ class DifferentialMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         try:
-            if self.ops:
+            if self.ops and not self.incomparable:
                 self.apply("drop everything")
         finally:
             self.worlds = ()
