@@ -370,8 +370,13 @@ class World:
     def callback(self, tag: object, owner: int | None, action: Op) -> Callable[..., object]:
         """A callback doing ``action`` (already bound), recording every call."""
         effects, end = action
+        # The callback refers to the Deferreds it acts on, as real code would: whether
+        # they still exist must not depend on what else keeps them alive (Twisted's
+        # failures keep frames, and what they refer to, alive).
+        targets = [self.lookup(n) for n in _names_in(action) if n is not None]
 
         def run(result: object, *args: object, **kwargs: object) -> object:
+            assert targets is not None
             self.log.append(
                 ("run", tag, self.name(result), self.name(args), self.name(kwargs))
             )
@@ -398,10 +403,22 @@ class World:
 
     # -- generators and coroutines -------------------------------------------------
 
+    def step_targets(self, steps: Op) -> list[Any]:
+        """The Deferreds generator steps refer to (kept alive, as by real code)."""
+        names: list[int | None] = []
+        for step in steps:
+            if step[0] == "await":
+                names.append(step[1])
+            elif step[0] == "effect":
+                names += _names_in(((step[1],), ("passthrough",)))
+        return [self.lookup(n) for n in names if n is not None]
+
     def generator(self, tag: object, steps: Op, returns: object) -> Callable[[], Any]:
         world = self
+        targets = self.step_targets(steps)
 
         def body() -> Generator[Any, Any, object]:
+            assert targets is not None
             world.log.append(("generator started", tag))
             for i, step in enumerate(steps):
                 kind = step[0]
@@ -434,8 +451,10 @@ class World:
 
     def coroutine(self, tag: object, steps: Op, returns: object) -> Callable[[], Any]:
         world = self
+        targets = self.step_targets(steps)
 
         async def body() -> object:
+            assert targets is not None
             world.log.append(("coroutine started", tag))
             for i, step in enumerate(steps):
                 kind = step[0]
@@ -661,6 +680,15 @@ def _reports_unhandled_error(event: dict[str, Any]) -> bool:
     return event.get("log_namespace") == "twisted.internet.defer" and (
         event.get("log_format") == "Unhandled error in Deferred:" or "debugInfo" in event
     )
+
+
+def _names_in(action: Op) -> list[int | None]:
+    """The names of the Deferreds a bound action (or generator step) refers to."""
+    effects, end = action
+    names = [n for effect in effects for n in effect[1:3] if isinstance(n, int)]
+    if end[0] == "return held":
+        names.append(end[1])
+    return names
 
 
 @contextlib.contextmanager
