@@ -127,7 +127,7 @@ pub fn cancellable_inline_callbacks<'py>(gen: Bound<'py, PyAny>) -> PyResult<Bou
 fn is_coroutine_or_generator(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
     let py = obj.py();
     let t = obj.get_type();
-    if t.is(COROUTINE_TYPE.import(py, "types", "CoroutineType")?)
+    if t.is(coroutine_type(py)?)
         || t.is(GENERATOR_TYPE.import(py, "types", "GeneratorType")?)
     {
         return Ok(true);
@@ -136,6 +136,11 @@ fn is_coroutine_or_generator(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
         .getattr(intern!(py, "_isCoroutineOrGenerator"))?
         .call1((obj,))?
         .is_truthy()
+}
+
+/// `types.CoroutineType`.
+pub fn coroutine_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    COROUTINE_TYPE.import(py, "types", "CoroutineType")
 }
 
 /// Twisted's `_inlineCallbacks(result, gen, status, context)`.

@@ -146,24 +146,12 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
             match entry.step(is_fail) {
                 step @ (Step::Call(_) | Step::Native(_)) => {
                     let returned = match step {
-                        Step::Call(call) => match call.invoke(py, result) {
-                            Ok(value) if value.is(&current) => {
-                                match imports::warn_about_function(&call.func(py), SELF_RETURN_WARNING) {
-                                    Ok(()) => Ok(value),
-                                    Err(err) => Err(err),
-                                }
-                            }
-                            other => other,
-                        },
-                        Step::Native(native) => match native.invoke(py, result) {
-                            Ok(value) if value.is(&current) => {
-                                match imports::warn_about_function(&native.offender(py)?, SELF_RETURN_WARNING) {
-                                    Ok(()) => Ok(value),
-                                    Err(err) => Err(err),
-                                }
-                            }
-                            other => other,
-                        },
+                        Step::Call(call) => {
+                            warn_if_self(&current, call.invoke(py, result), || Ok(call.func(py)))
+                        }
+                        Step::Native(native) => {
+                            warn_if_self(&current, native.invoke(py, result), || native.offender(py))
+                        }
                         _ => unreachable!("only calls get here"),
                     };
                     let new_result = match returned {
@@ -266,6 +254,23 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
         }
     }
     Ok(())
+}
+
+/// Twisted's check after each callback: one that returned the Deferred it is attached
+/// to gets a warning naming `offender` (the function Twisted would have called); a
+/// warning turned into an error becomes the callback's error.
+fn warn_if_self<'py>(
+    current: &Bound<'py, Deferred>,
+    returned: PyResult<Bound<'py, PyAny>>,
+    offender: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    match returned {
+        Ok(value) if value.is(current) => {
+            imports::warn_about_function(&offender()?, SELF_RETURN_WARNING)?;
+            Ok(value)
+        }
+        other => other,
+    }
 }
 
 /// Twisted returns from `_runCallbacks` when it meets a paused Deferred: drop the frames

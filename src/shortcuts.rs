@@ -3,14 +3,11 @@
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::types::{PyDict, PyTuple};
 use pyo3::intern;
 
 use crate::deferred::{self, Deferred};
 use crate::imports::{self, ResultKind};
-
-static COROUTINE_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// Return a Deferred that has already had `.errback(result)` called.
 ///
@@ -76,7 +73,7 @@ pub fn maybe_deferred<'py>(
         ResultKind::Deferred | ResultKind::ForeignDeferred => Ok(result),
         ResultKind::Failure => Ok(fail(py, Some(result))?.into_any()),
         ResultKind::Plain => {
-            if result.get_type().is(COROUTINE_TYPE.import(py, "types", "CoroutineType")?) {
+            if result.get_type().is(crate::inline_callbacks::coroutine_type(py)?) {
                 return crate::inline_callbacks::from_coroutine(result);
             }
             Ok(deferred::succeed(py, result)?.into_any())
