@@ -31,6 +31,8 @@ pub struct State {
     pub running: bool,
     /// `_suppressAlreadyCalled`
     pub suppress_already_called: bool,
+    /// Whether `debug` was assigned on this instance (see `debug_flag`).
+    pub debug_override: bool,
     /// `_canceller`
     pub canceller: Option<Py<PyAny>>,
     /// `_chainedTo`
@@ -77,11 +79,7 @@ impl Deferred {
     }
 }
 
-/// Look up `debug` as Twisted does (`self.debug`): an instance attribute first, then
-/// the class attribute set by `setDebugging`.
-pub fn debug_enabled(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
-    obj.getattr(intern!(obj.py(), "debug"))?.is_truthy()
-}
+pub use crate::debug_flag::{debug_enabled, debug_enabled_deferred};
 
 /// `AttributeError` for a Deferred without a result, worded as Python words it.
 fn no_result_error(slf: &Bound<'_, Deferred>) -> PyErr {
@@ -111,7 +109,7 @@ pub fn ensure_debug_info<'py>(d: &Bound<'py, Deferred>) -> PyResult<Bound<'py, P
 
 /// `AlreadyCalledError`, with the debug tracebacks in debug mode.
 fn already_called(d: &Bound<'_, Deferred>) -> PyResult<PyErr> {
-    if debug_enabled(d.as_any())? {
+    if debug_enabled_deferred(d)? {
         let info = ensure_debug_info(d)?;
         let tracebacks: String = info.call_method0("_getDebugTracebacks")?.extract()?;
         return Ok(AlreadyCalledError::new_err(format!("\n{tracebacks}")));
@@ -122,7 +120,7 @@ fn already_called(d: &Bound<'_, Deferred>) -> PyResult<PyErr> {
 /// Twisted's `_startRunCallbacks`: fire `d` with `result` and run its callbacks.
 pub fn start_run(d: &Bound<'_, Deferred>, result: Bound<'_, PyAny>) -> PyResult<()> {
     let py = d.py();
-    let debug = debug_enabled(d.as_any())?;
+    let debug = debug_enabled_deferred(d)?;
     let (old_canceller, old_result);
     {
         let mut st = d.get().lock()?;
@@ -166,7 +164,7 @@ pub fn errback_with(slf: &Bound<'_, Deferred>, fail: Option<Bound<'_, PyAny>>) -
                 imports::failure_of(&f)?
             }
         }
-        _ => imports::failure_current(py, debug_enabled(slf.as_any())?)?,
+        _ => imports::failure_current(py, debug_enabled_deferred(slf)?)?,
     };
     start_run(slf, failure)
 }
@@ -249,7 +247,7 @@ impl Deferred {
     #[pyo3(signature = (canceller=None))]
     fn __init__(slf: &Bound<'_, Self>, canceller: Option<Bound<'_, PyAny>>) -> PyResult<()> {
         let py = slf.py();
-        let debug_info = if debug_enabled(slf.as_any())? {
+        let debug_info = if debug_enabled_deferred(slf)? {
             let info = imports::new_debug_info(py)?;
             info.setattr(intern!(py, "creator"), imports::format_stack(py)?)?;
             Some(info.unbind())
@@ -271,11 +269,11 @@ impl Deferred {
         Ok(())
     }
 
-    /// Keep this class attribute for compatibility with code that sets it directly;
-    /// `setDebugging()` sets it.
+    /// `debug`: whether the call stacks of creation and invocation are recorded; the
+    /// switch `setDebugging()` sets, or this instance's own value if one was assigned.
     #[classattr]
-    fn debug() -> bool {
-        false
+    fn debug() -> crate::debug_flag::DebugAttribute {
+        crate::debug_flag::DebugAttribute
     }
 
     /// Convenience method for adding just a callback.  See `addCallbacks`.

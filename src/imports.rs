@@ -181,6 +181,21 @@ impl ResultKind {
 /// Classify `obj` by its real type in one walk of the MRO, by identity: no
 /// `__instancecheck__`, no `__class__` lookup, no Python code.
 pub fn classify(obj: &Bound<'_, PyAny>) -> PyResult<ResultKind> {
+    use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
+    // The results callbacks return most often: builtins, which are never a Deferred
+    // or a Failure (type pointer comparisons only).
+    if obj.is_none()
+        || obj.is_exact_instance_of::<PyInt>()
+        || obj.is_exact_instance_of::<PyString>()
+        || obj.is_exact_instance_of::<PyTuple>()
+        || obj.is_exact_instance_of::<PyList>()
+        || obj.is_exact_instance_of::<PyDict>()
+        || obj.is_exact_instance_of::<PyBool>()
+        || obj.is_exact_instance_of::<PyBytes>()
+        || obj.is_exact_instance_of::<PyFloat>()
+    {
+        return Ok(ResultKind::Plain);
+    }
     let py = obj.py();
     let failure = failure_type(py)?.as_ptr();
     let native = crate::deferred::Deferred::type_object_raw(py).cast::<pyo3::ffi::PyObject>();

@@ -1,7 +1,8 @@
 //! `txdefer._core`: Twisted's `Deferred`, in Rust.
 //!
 //! This file only assembles the module; each concept lives in its own file:
-//! `deferred` (the class), `deferred_list` (`DeferredList`'s bookkeeping), `callbacks` (the chain's entries and queue), `runner`
+//! `deferred` (the class), `deferred_list` (`DeferredList`'s bookkeeping), `callbacks` (the chain's entries and queue),
+//! `debug_flag` (`Deferred.debug`), `runner`
 //! (running the chain), `await_iter` (`await d`), `callback_view` (Twisted-shaped
 //! access to the chain, interop with Twisted's own class), `inline_callbacks` (the
 //! generator/coroutine driver), `shortcuts` (`fail`,
@@ -10,6 +11,7 @@
 mod await_iter;
 mod callback_view;
 mod callbacks;
+mod debug_flag;
 mod deferred;
 mod deferred_list;
 mod errors;
@@ -40,8 +42,10 @@ fn _is_deferred(obj: &Bound<'_, PyAny>) -> bool {
 
 /// Register the public `txdefer.Deferred` (the Python subclass of `DeferredBase`).
 #[pyfunction]
-fn _register_public(cls: Bound<'_, pyo3::types::PyType>) {
+fn _register_public(cls: Bound<'_, pyo3::types::PyType>) -> PyResult<()> {
+    debug_flag::register(&cls)?;
     deferred::register_public(cls);
+    Ok(())
 }
 
 /// Panic with `message`.  For the test suite only: it checks that a Rust panic
@@ -86,6 +90,8 @@ mod _core {
     use super::await_iter::DeferredIterator;
     #[pymodule_export]
     use super::callback_view::{CallbackList, Resume};
+    #[pymodule_export]
+    use super::debug_flag::{DebugAttribute, _set_debugging};
     #[pymodule_export]
     use super::deferred::Deferred;
     #[pymodule_export]

@@ -14,7 +14,7 @@ use pyo3::intern;
 
 use crate::callback_view::Resume;
 use crate::callbacks::{Entry, Step};
-use crate::deferred::{debug_enabled, ensure_debug_info, Deferred, State};
+use crate::deferred::{debug_enabled, debug_enabled_deferred, ensure_debug_info, Deferred, State};
 use smallvec::SmallVec;
 use crate::imports::{self, ResultKind};
 
@@ -46,31 +46,29 @@ struct Frame {
     resume: bool,
 }
 
-/// The next entry to run, or what `finish` needs to know once there is none.
-enum Next {
-    Run(Entry, Py<PyAny>),
-    /// The chain is exhausted; `has_info` tells whether a `DebugInfo` exists.
-    Done { has_info: bool },
-}
+/// The next entry to run, with the result to run it on; `None` once there is none.
+type Next = Option<(Entry, Py<PyAny>)>;
 
 /// Pop the next entry of `st`, flagging the Deferred as running a user callback if
-/// the entry calls one (cleared when its result is stored).
-fn pop_next(py: Python<'_>, st: &mut State) -> Next {
+/// the entry calls one (cleared when its result is stored).  When there is none,
+/// `has_info` tells whether a `DebugInfo` exists.
+fn pop_next(py: Python<'_>, st: &mut State, has_info: &mut bool) -> Next {
     match st.callbacks.pop_front() {
         Some(entry) => {
             st.running = entry.calls_user_code();
             let result = st.result.as_ref().map_or_else(|| py.None(), |r| r.clone_ref(py));
-            Next::Run(entry, result)
+            Some((entry, result))
         }
-        None => Next::Done {
-            has_info: st.debug_info.is_some(),
-        },
+        None => {
+            *has_info = st.debug_info.is_some();
+            None
+        }
     }
 }
 
-fn pop_next_locked(py: Python<'_>, d: &Bound<'_, Deferred>) -> PyResult<Next> {
+fn pop_next_locked(py: Python<'_>, d: &Bound<'_, Deferred>, has_info: &mut bool) -> PyResult<Next> {
     let mut st = d.get().lock()?;
-    Ok(pop_next(py, &mut st))
+    Ok(pop_next(py, &mut st, has_info))
 }
 
 /// Run the callbacks of `start` (Twisted's `Deferred._runCallbacks`).
@@ -107,6 +105,7 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
         let resumed = std::mem::replace(&mut top.resume, false);
         // The Root frame only ever sits at the bottom of the stack.
         let is_root = top.kind == Kind::Root;
+        let mut has_info = false;
         let (mut next, old_chained) = {
             let mut st = current.get().lock()?;
             if is_root && !resumed && st.running {
@@ -125,7 +124,7 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
                 }
                 st.chained_to.take()
             };
-            (pop_next(py, &mut st), old_chained)
+            (pop_next(py, &mut st, &mut has_info), old_chained)
         };
         drop(old_chained);
 
@@ -133,11 +132,10 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
         let mut result_kind: Option<ResultKind> = None;
         let mut finished = true;
         let has_info = loop {
-            let taken = std::mem::replace(&mut next, Next::Done { has_info: false });
-            let (entry, result) = match taken {
-                Next::Run(entry, result) => (entry, result.into_bound(py)),
-                Next::Done { has_info } => break has_info,
+            let Some((entry, result)) = next.take() else {
+                break has_info;
             };
+            let result = result.into_bound(py);
             let kind = match result_kind.take() {
                 Some(known) => known,
                 None => imports::classify(&result)?,
@@ -165,7 +163,7 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
                         st.running = false;
                         let old = st.result.replace(new_result.clone().unbind());
                         if !new_is_deferred {
-                            next = pop_next(py, &mut st);
+                            next = pop_next(py, &mut st, &mut has_info);
                         }
                         old
                     };
@@ -175,7 +173,7 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
                         if chain_on(py, &current, &new_result)? {
                             break current.get().lock()?.debug_info.is_some();
                         }
-                        next = pop_next_locked(py, &current)?;
+                        next = pop_next_locked(py, &current, &mut has_info)?;
                     } else {
                         result_kind = Some(new_kind);
                     }
@@ -191,7 +189,7 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
                             let failure = make_failure(py, start, &err)?;
                             let old = current.get().lock()?.result.replace(failure.unbind());
                             drop(old);
-                            next = pop_next_locked(py, &current)?;
+                            next = pop_next_locked(py, &current, &mut has_info)?;
                             continue;
                         }
                     }
@@ -204,7 +202,7 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
                     } else {
                         result_kind = Some(kind);
                     }
-                    next = pop_next_locked(py, &current)?;
+                    next = pop_next_locked(py, &current, &mut has_info)?;
                 }
                 Step::Continue(chainee) => {
                     let chainee = chainee.bind(py).clone();
@@ -224,7 +222,7 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
                     let value = take_result(py, &current)?;
                     waiting.setattr(intern!(py, "result"), value)?;
                     waiting.call_method0(intern!(py, "unpause"))?;
-                    next = pop_next_locked(py, &current)?;
+                    next = pop_next_locked(py, &current, &mut has_info)?;
                 }
                 Step::Chain(target) => {
                     let target = target.bind(py).clone();
@@ -237,7 +235,7 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
                         finished = false;
                         break false;
                     }
-                    next = pop_next_locked(py, &current)?;
+                    next = pop_next_locked(py, &current, &mut has_info)?;
                 }
             }
         };
@@ -460,7 +458,7 @@ fn start_chained(py: Python<'_>, target: &Bound<'_, Deferred>, result: Bound<'_,
             return Ok(false);
         }
     }
-    if debug_enabled(target.as_any())? {
+    if debug_enabled_deferred(target)? {
         let info = ensure_debug_info(target)?;
         info.setattr(intern!(py, "invoker"), imports::format_stack(py)?)?;
     }

@@ -805,6 +805,64 @@ def test_debug_on_one_instance(impl: Impl) -> None:
     result_of(d)
 
 
+def test_debug_assigned_on_an_instance_is_in_its_dict_and_can_be_deleted(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    other: Any = impl.Deferred()
+    d.debug = 1
+    assert d.debug == 1
+    assert vars(d)["debug"] == 1
+    assert other.debug is False
+    del d.debug
+    assert "debug" not in vars(d)
+    assert d.debug is False
+    with pytest.raises(AttributeError) as info:
+        del d.debug
+    assert str(info.value) == f"'{type(d).__name__}' object has no attribute 'debug'"
+
+
+def test_instance_debug_value_overrides_set_debugging(impl: Impl) -> None:
+    impl.setDebugging(True)
+    d: Any = impl.Deferred()
+    d.debug = False
+    d.callback(1)
+    # Created in debug mode (creator recorded), fired with debugging off for it.
+    assert d._debugInfo.creator
+    assert d._debugInfo.invoker is None
+    with pytest.raises(AlreadyCalledError) as info:
+        d.callback(2)
+    assert info.value.args == ()
+
+
+def test_debug_assigned_directly_on_the_class_switches_debugging(impl: Impl) -> None:
+    cls = impl.module.Deferred
+    cls.debug = True
+    try:
+        assert impl.getDebugging() is True
+        d: Any = impl.Deferred()
+        assert d._debugInfo is not None
+        assert d._debugInfo.creator
+    finally:
+        cls.debug = False
+    assert impl.Deferred().debug is False
+    impl.setDebugging(True)
+    assert cls.debug is True
+    assert impl.Deferred()._debugInfo is not None
+
+
+def test_copy_keeps_an_instance_debug_value(impl: Impl) -> None:
+    import copy
+
+    d: Any = impl.Deferred()
+    d.debug = True
+    clone = copy.copy(d)
+    assert clone.debug is True
+    d.callback(1)
+    clone.callback(1)
+    with pytest.raises(AlreadyCalledError) as info:
+        clone.callback(2)
+    assert "I: First Invoker was" in info.value.args[0]
+
+
 def test_debug_info_records_creator_stack(impl: Impl) -> None:
     impl.setDebugging(True)
     d: Any = impl.Deferred()

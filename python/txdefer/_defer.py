@@ -34,6 +34,7 @@ from twisted.internet.defer import (  # noqa: F401  (re-exported)
 from twisted.python import lockfile
 from twisted.python.failure import Failure
 
+from txdefer import _core
 from txdefer._core import (  # noqa: F401  (re-exported)
     _DEFERRED_SUBCLASSES,
     _collect,
@@ -82,7 +83,7 @@ def setDebugging(on: bool) -> None:
     Enable or disable Deferred debugging: the call stacks of creation and invocation
     are recorded, and added to any ``AlreadyCalledError`` raised.
     """
-    Deferred.debug = bool(on)
+    _core._set_debugging(bool(on))
 
 
 def getDebugging() -> bool:

@@ -35,6 +35,9 @@ def _copyState(d: Deferred[Any], copier: Callable[[Any], Any]) -> Deferred[Any]:
     cls = type(d)
     new = cls.__new__(cls)
     new.__dict__.update(copier(d.__dict__))
+    if "debug" in new.__dict__:
+        # Through the descriptor, which notes that this instance has its own value.
+        new.debug = new.__dict__["debug"]
     result = getattr(d, "result", _NO_RESULT)
     if result is not _NO_RESULT:
         new.result = copier(result)

@@ -1,0 +1,185 @@
+//! `Deferred.debug`: Twisted's debugging switch, read on every creation and firing.
+//!
+//! Twisted reads `self.debug` in `__init__` and `_startRunCallbacks`: an instance
+//! attribute if there is one, otherwise the class attribute that `setDebugging()`
+//! sets.  A generic attribute lookup for that costs about a tenth of a whole
+//! create-add-fire cycle, so the public `txdefer.Deferred` class holds a
+//! `DebugAttribute` descriptor under `debug` instead of a plain bool:
+//!
+//! * `Deferred.debug` reads the process-wide switch that `setDebugging()` sets;
+//! * `d.debug = value` stores `value` in the instance `__dict__`, as Twisted does, and
+//!   flags the Deferred's state, so that the common case (no instance value) is known
+//!   without looking at the `__dict__`;
+//! * `debug_enabled(d)` answers from the switch and that flag when `d` is exactly a
+//!   `txdefer.Deferred` and the class still holds the descriptor.  Anything else (a
+//!   subclass, `Deferred.debug = True` assigned directly, ...) takes Python's own
+//!   attribute lookup, which gives Twisted's answer by construction.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pyo3::exceptions::PyAttributeError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyDict, PyType};
+
+use crate::deferred::{self, Deferred};
+
+/// The switch set by `setDebugging()`.
+static DEBUG: AtomicBool = AtomicBool::new(false);
+
+/// The public class's namespace dict and the descriptor it was given.
+struct Registered {
+    class_dict: Py<PyDict>,
+    descriptor: Py<DebugAttribute>,
+}
+
+static REGISTERED: PyOnceLock<Registered> = PyOnceLock::new();
+
+/// `Deferred.debug`: whether the call stacks of a Deferred's creation and invocation
+/// are recorded.  Reads as the switch set by `setDebugging()` on the class, and as the
+/// instance's own value once one was assigned (`d.debug = True`).
+#[pyclass(module = "txdefer._core", name = "DebugAttribute", frozen)]
+pub struct DebugAttribute;
+
+#[pymethods]
+impl DebugAttribute {
+    fn __get__<'py>(
+        &self,
+        py: Python<'py>,
+        obj: Option<Bound<'py, PyAny>>,
+        _owner: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match obj {
+            Some(obj) if !obj.is_none() => instance_value(&obj),
+            _ => Ok(switch(py)),
+        }
+    }
+
+    fn __set__(&self, obj: Bound<'_, PyAny>, value: Bound<'_, PyAny>) -> PyResult<()> {
+        let dict = instance_dict(&obj)?;
+        dict.set_item(intern!(obj.py(), "debug"), value)?;
+        set_override(&obj, true)
+    }
+
+    fn __delete__(&self, obj: Bound<'_, PyAny>) -> PyResult<()> {
+        let py = obj.py();
+        let dict = instance_dict(&obj)?;
+        if dict.contains(intern!(py, "debug"))? {
+            dict.del_item(intern!(py, "debug"))?;
+            set_override(&obj, false)
+        } else {
+            Err(PyAttributeError::new_err(format!(
+                "'{}' object has no attribute 'debug'",
+                obj.get_type().name()?
+            )))
+        }
+    }
+}
+
+fn switch(py: Python<'_>) -> Bound<'_, PyAny> {
+    PyBool::new(py, DEBUG.load(Ordering::Relaxed)).to_owned().into_any()
+}
+
+fn instance_dict<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    Ok(obj.getattr(intern!(obj.py(), "__dict__"))?.cast_into::<PyDict>()?)
+}
+
+fn set_override(obj: &Bound<'_, PyAny>, on: bool) -> PyResult<()> {
+    if let Ok(d) = obj.cast::<Deferred>() {
+        d.get().lock()?.debug_override = on;
+    }
+    Ok(())
+}
+
+/// `d.debug` through the descriptor: the instance's own value if it has one.
+fn instance_value<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = obj.py();
+    let overridden = match obj.cast::<Deferred>() {
+        Ok(d) => d.get().lock()?.debug_override,
+        Err(_) => true,
+    };
+    if overridden {
+        if let Some(value) = instance_dict(obj)?.get_item(intern!(py, "debug"))? {
+            return Ok(value);
+        }
+    }
+    Ok(switch(py))
+}
+
+/// Look up `debug` on `obj` as Twisted does (`self.debug`) and test it for truth.
+pub fn debug_enabled(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if let Ok(d) = obj.cast::<Deferred>() {
+        return debug_enabled_deferred(d);
+    }
+    obj.getattr(intern!(obj.py(), "debug"))?.is_truthy()
+}
+
+/// `debug_enabled` for a Deferred.
+pub fn debug_enabled_deferred(d: &Bound<'_, Deferred>) -> PyResult<bool> {
+    if let Some(on) = class_switch(d.as_any()) {
+        if !d.get().lock()?.debug_override {
+            return Ok(on);
+        }
+    }
+    d.getattr(intern!(d.py(), "debug"))?.is_truthy()
+}
+
+/// The switch, if `obj` is exactly a `txdefer.Deferred` and the class still holds the
+/// descriptor (not replaced by `Deferred.debug = ...`): then `obj.debug` is the switch
+/// unless the instance has its own value.
+fn class_switch(obj: &Bound<'_, PyAny>) -> Option<bool> {
+    let py = obj.py();
+    if !deferred::is_exact_public(obj) {
+        return None;
+    }
+    let registered = REGISTERED.get(py)?;
+    let found = registered.class_dict.bind(py).get_item(intern!(py, "debug")).ok()??;
+    found.is(&registered.descriptor).then(|| DEBUG.load(Ordering::Relaxed))
+}
+
+/// Give the public class its `debug` descriptor (called once, by `_register_public`).
+pub fn register(cls: &Bound<'_, PyType>) -> PyResult<()> {
+    let py = cls.py();
+    let descriptor = Py::new(py, DebugAttribute)?;
+    cls.setattr(intern!(py, "debug"), &descriptor)?;
+    // The class's own namespace dict, read (never written) to check that the
+    // descriptor is still in place: `cls.__dict__` is a read-only proxy of it, and
+    // its only referent.  If it cannot be found, every lookup takes the generic path.
+    let proxy = cls.getattr(intern!(py, "__dict__"))?;
+    let referents = py.import("gc")?.call_method1("get_referents", (&proxy,))?;
+    let live = referents
+        .try_iter()?
+        .filter_map(Result::ok)
+        .filter_map(|r| r.cast_into::<PyDict>().ok())
+        .find(|dict| {
+            dict.get_item(intern!(py, "debug"))
+                .ok()
+                .flatten()
+                .is_some_and(|found| found.is(&descriptor))
+        });
+    if let Some(class_dict) = live {
+        let _ = REGISTERED.set(py, Registered { class_dict: class_dict.unbind(), descriptor });
+    }
+    Ok(())
+}
+
+/// `setDebugging(on)`: set the switch; `Deferred.debug` reads it again even if it was
+/// assigned directly since.
+#[pyfunction]
+pub fn _set_debugging(py: Python<'_>, on: bool) -> PyResult<()> {
+    DEBUG.store(on, Ordering::Relaxed);
+    let Ok(cls) = deferred::public_type(py) else {
+        return Ok(());
+    };
+    let Some(registered) = REGISTERED.get(py) else {
+        // No fast path: the class attribute is a plain value, as in Twisted.
+        cls.setattr(intern!(py, "debug"), on)?;
+        return Ok(());
+    };
+    let current = registered.class_dict.bind(py).get_item(intern!(py, "debug"))?;
+    if !current.is_some_and(|found| found.is(&registered.descriptor)) {
+        cls.setattr(intern!(py, "debug"), registered.descriptor.bind(py))?;
+    }
+    Ok(())
+}
