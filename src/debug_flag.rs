@@ -15,7 +15,7 @@
 //!   subclass, `Deferred.debug = True` assigned directly, ...) takes Python's own
 //!   attribute lookup, which gives Twisted's answer by construction.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use pyo3::exceptions::PyAttributeError;
 use pyo3::intern;
@@ -35,6 +35,10 @@ struct Registered {
 }
 
 static REGISTERED: PyOnceLock<Registered> = PyOnceLock::new();
+
+/// The public class's version tag when its namespace was last seen holding the
+/// descriptor; 0 if never.
+static VERIFIED_TAG: AtomicU32 = AtomicU32::new(0);
 
 /// `Deferred.debug`: whether the call stacks of a Deferred's creation and invocation
 /// are recorded.  Reads as the switch set by `setDebugging()` on the class, and as the
@@ -128,14 +132,49 @@ pub fn debug_enabled_deferred(d: &Bound<'_, Deferred>) -> PyResult<bool> {
 /// The switch, if `obj` is exactly a `txdefer.Deferred` and the class still holds the
 /// descriptor (not replaced by `Deferred.debug = ...`): then `obj.debug` is the switch
 /// unless the instance has its own value.
-fn class_switch(obj: &Bound<'_, PyAny>) -> Option<bool> {
+pub fn class_switch(obj: &Bound<'_, PyAny>) -> Option<bool> {
     let py = obj.py();
-    if !deferred::is_exact_public(obj) {
+    let cls = deferred::public_type(py).ok()?;
+    if obj.get_type_ptr() != cls.as_type_ptr() {
         return None;
     }
     let registered = REGISTERED.get(py)?;
-    let found = registered.class_dict.bind(py).get_item(intern!(py, "debug")).ok()??;
-    found.is(&registered.descriptor).then(|| DEBUG.load(Ordering::Relaxed))
+    // CPython gives a class a new version tag whenever its namespace (or a base
+    // class's) changes: while the tag is the one seen with the descriptor in place,
+    // the descriptor is still there, and the dict lookup is skipped.
+    let tag = version_tag(cls);
+    if tag == 0 || tag != VERIFIED_TAG.load(Ordering::Relaxed) {
+        let found = registered.class_dict.bind(py).get_item(intern!(py, "debug")).ok()??;
+        if !found.is(&registered.descriptor) {
+            return None;
+        }
+        VERIFIED_TAG.store(tag, Ordering::Relaxed);
+    }
+    Some(DEBUG.load(Ordering::Relaxed))
+}
+
+/// `cls->tp_version_tag`: nonzero and unique for the life of the process while the
+/// class's attributes (its MRO's namespaces) stay as they are; CPython sets it to 0
+/// when any of them changes (`PyType_Modified`, called by `type.__setattr__` and
+/// `type.__delattr__`) and hands out a fresh value on the next lookup.  PyO3 has no
+/// accessor for it.
+#[cfg(not(any(Py_GIL_DISABLED, PyPy, GraalPy)))]
+fn version_tag(cls: &Bound<'_, PyType>) -> u32 {
+    // SAFETY: `cls` is a live type object (borrowed for the duration of this call),
+    // so `as_type_ptr()` points to a valid, initialised `PyTypeObject`, whose layout
+    // `pyo3::ffi` mirrors for this (non-limited, CPython) build.  The read is a plain
+    // `u32` field load, through a shared reference, and nothing is written.  On a GIL
+    // build CPython only writes this field while holding the GIL, which this thread
+    // holds (`cls` carries the `'py` token), so the read cannot race with a write.
+    // (Free-threaded builds write it atomically from any thread: there this function
+    // is not compiled and the tag is taken as unknown.)
+    unsafe { (*cls.as_type_ptr()).tp_version_tag }
+}
+
+/// No version tag to rely on: always check the namespace.
+#[cfg(any(Py_GIL_DISABLED, PyPy, GraalPy))]
+fn version_tag(_cls: &Bound<'_, PyType>) -> u32 {
+    0
 }
 
 /// Give the public class its `debug` descriptor (called once, by `_register_public`).

@@ -120,7 +120,7 @@ fn already_called(d: &Bound<'_, Deferred>) -> PyResult<PyErr> {
 /// Twisted's `_startRunCallbacks`: fire `d` with `result` and run its callbacks.
 pub fn start_run(d: &Bound<'_, Deferred>, result: Bound<'_, PyAny>) -> PyResult<()> {
     let py = d.py();
-    let debug = debug_enabled_deferred(d)?;
+    let switch = crate::debug_flag::class_switch(d.as_any());
     let (old_canceller, old_result);
     {
         let mut st = d.get().lock()?;
@@ -132,6 +132,19 @@ pub fn start_run(d: &Bound<'_, Deferred>, result: Bound<'_, PyAny>) -> PyResult<
             drop(st);
             return Err(already_called(d)?);
         }
+        let debug = match switch {
+            Some(on) if !st.debug_override => on,
+            _ => {
+                drop(st);
+                let on = debug_enabled_deferred(d)?;
+                st = d.get().lock()?;
+                if st.called {
+                    drop(st);
+                    return Err(already_called(d)?);
+                }
+                on
+            }
+        };
         if debug {
             drop(st);
             let info = ensure_debug_info(d)?;
@@ -247,6 +260,23 @@ impl Deferred {
     #[pyo3(signature = (canceller=None))]
     fn __init__(slf: &Bound<'_, Self>, canceller: Option<Bound<'_, PyAny>>) -> PyResult<()> {
         let py = slf.py();
+        let mut canceller = canceller.filter(|c| !c.is_none()).map(Bound::unbind);
+        if crate::debug_flag::class_switch(slf.as_any()) == Some(false) {
+            // Debugging is off for the class: unless this instance has its own `debug`,
+            // there is no creator stack to record.
+            let old = {
+                let mut st = slf.get().lock()?;
+                if st.debug_override {
+                    None
+                } else {
+                    Some((st.callbacks.take(), std::mem::replace(&mut st.canceller, canceller.take())))
+                }
+            };
+            if let Some(old) = old {
+                drop(old);
+                return Ok(());
+            }
+        }
         let debug_info = if debug_enabled_deferred(slf)? {
             let info = imports::new_debug_info(py)?;
             info.setattr(intern!(py, "creator"), imports::format_stack(py)?)?;
@@ -254,7 +284,6 @@ impl Deferred {
         } else {
             None
         };
-        let canceller = canceller.filter(|c| !c.is_none()).map(Bound::unbind);
         let (old_callbacks, old_canceller, old_info);
         {
             let mut st = slf.get().lock()?;
