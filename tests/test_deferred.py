@@ -849,6 +849,29 @@ def test_debug_assigned_directly_on_the_class_switches_debugging(impl: Impl) -> 
     assert impl.Deferred()._debugInfo is not None
 
 
+def test_debugging_follows_every_change_to_the_class(impl: Impl) -> None:
+    cls = impl.module.Deferred
+    cls.unrelated_marker = 1
+    try:
+        assert impl.Deferred()._debugInfo is None
+        impl.setDebugging(True)
+        assert impl.Deferred()._debugInfo is not None
+        impl.setDebugging(False)
+        assert impl.Deferred()._debugInfo is None
+        cls.debug = True
+        assert impl.Deferred()._debugInfo is not None
+        cls.debug = False
+        assert impl.Deferred()._debugInfo is None
+        cls.debug = "yes"
+        d: Any = impl.Deferred()
+        assert d.debug == "yes"
+        assert d._debugInfo is not None
+    finally:
+        del cls.unrelated_marker
+        impl.setDebugging(False)
+    assert impl.Deferred()._debugInfo is None
+
+
 def test_copy_keeps_an_instance_debug_value(impl: Impl) -> None:
     import copy
 
