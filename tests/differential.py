@@ -777,8 +777,10 @@ class DifferentialMachine(RuleBasedStateMachine):
 
     impl: Impl = TXDEFER
 
-    #: Programs run so far (in this process).
+    #: Programs started so far (in this process), compared to the end, and discarded.
     programs = 0
+    compared = 0
+    discarded = 0
 
     def __init__(self) -> None:
         super().__init__()
@@ -805,6 +807,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             # where the limit is hit, and so what happens next, depends on how many
             # frames each implementation uses per level.  Not comparable: discarded.
             self.incomparable = True
+            DifferentialMachine.discarded += 1
             hypothesis.event("discarded: recursion limit hit, worlds differ")
             hypothesis.assume(False)
         compare(op, expected, actual)
@@ -816,6 +819,7 @@ class DifferentialMachine(RuleBasedStateMachine):
         try:
             if self.ops and not self.incomparable:
                 self.apply("drop everything")
+                DifferentialMachine.compared += 1
         finally:
             self.worlds = ()
 
