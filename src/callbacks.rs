@@ -58,12 +58,10 @@ impl Call {
     }
 
     /// `addCallback(*call_args, **kwargs)`: `call_args` is `(f, *args)`, non-empty.
-    pub fn from_call_args(
-        call_args: Bound<'_, PyTuple>,
-        kwargs: Option<Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
+    #[inline(always)]
+    pub fn from_call_args(call_args: Bound<'_, PyTuple>, kwargs: Option<Bound<'_, PyAny>>) -> Self {
         let head = if call_args.len() == 1 {
-            let func = call_args.get_item(0)?;
+            let func = call_args.as_slice()[0].clone();
             if func.is_exact_instance_of::<PyTuple>() {
                 call_args.into_any().unbind()
             } else {
@@ -72,11 +70,11 @@ impl Call {
         } else {
             call_args.into_any().unbind()
         };
-        Ok(Call {
+        Call {
             head,
             args: None,
             kwargs: kwargs.map(Bound::unbind),
-        })
+        }
     }
 
     /// Replace the callable, keeping the extra arguments.

@@ -183,6 +183,7 @@ pub fn errback_with(slf: &Bound<'_, Deferred>, fail: Option<Bound<'_, PyAny>>) -
 }
 
 /// Append an entry; run the chain if the Deferred has already been fired.
+#[inline(always)]
 pub fn push_entry<'py>(slf: &Bound<'py, Deferred>, entry: Entry) -> PyResult<Bound<'py, Deferred>> {
     let called = {
         let mut st = slf.get().lock()?;
@@ -199,7 +200,22 @@ pub fn push_entry<'py>(slf: &Bound<'py, Deferred>, entry: Entry) -> PyResult<Bou
 /// first parameter is `param`) by hand: the tuple Python packed the call's positional
 /// arguments into is kept whole (see `Call::from_call_args`), and argument errors read
 /// exactly as Python words them for Twisted's methods.
+#[inline(always)]
 fn call_from_args<'py>(
+    method: &str,
+    param: &str,
+    args: Bound<'py, PyTuple>,
+    kwargs: Option<Bound<'py, PyDict>>,
+) -> PyResult<Call> {
+    match kwargs {
+        None if !args.is_empty() => Ok(Call::from_call_args(args, None)),
+        _ => call_from_args_and_keywords(method, param, args, kwargs),
+    }
+}
+
+/// `call_from_args` with keyword arguments, or none at all.
+#[inline(never)]
+fn call_from_args_and_keywords<'py>(
     method: &str,
     param: &str,
     args: Bound<'py, PyTuple>,
@@ -209,7 +225,7 @@ fn call_from_args<'py>(
         if args.is_empty() {
             return Err(missing_argument(method, param));
         }
-        return Call::from_call_args(args, None);
+        return Ok(Call::from_call_args(args, None));
     };
     let mut func = None;
     for key in kwargs.keys() {
@@ -225,7 +241,7 @@ fn call_from_args<'py>(
     }
     match func {
         None if args.is_empty() => Err(missing_argument(method, param)),
-        None => Call::from_call_args(args, Some(kwargs.into_any())),
+        None => Ok(Call::from_call_args(args, Some(kwargs.into_any()))),
         Some(func) => {
             // Keyword-only call: `addCallback(callback=f, **more)`.  The mapping may be
             // the caller's own (when called from C): copy before removing `param`.

@@ -129,11 +129,23 @@ class _ListCollector:
     def __call__(self, result: object, index: int, succeeded: bool) -> Any: ...
 
 @final
+class DebugAttribute:
+    """`Deferred.debug`: the `setDebugging()` switch, or an instance's own value."""
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None, /) -> bool: ...
+    @overload
+    def __get__(self, instance: object, owner: type | None = None, /) -> Any: ...
+    def __set__(self, instance: object, value: object, /) -> None: ...
+    def __delete__(self, instance: object, /) -> None: ...
+
+@final
 class _InlineResume:
     def __call__(self, result: object) -> None: ...
 
 __all__ = [
     "CallbackList",
+    "DebugAttribute",
     "DeferredBase",
     "DeferredIterator",
     "Resume",
@@ -153,6 +165,7 @@ __all__ = [
     "_DEFERRED_SUBCLASSES",
     "_configure",
     "_register_public",
+    "_set_debugging",
     "_panic_for_test",
 ]
 _DEFERRED_SUBCLASSES: list[type[DeferredBase[Any]]]
@@ -175,6 +188,7 @@ def _configure(
     twisted_passthru: object,
 ) -> None: ...
 def _register_public(cls: type) -> None: ...
+def _set_debugging(on: bool) -> None: ...
 def ensureDeferred(
     coro: Coroutine[Any, Any, _T] | Generator[Any, Any, _T] | DeferredBase[_T],
 ) -> Deferred[_T]: ...
