@@ -40,9 +40,9 @@ import gc
 import os
 import pprint
 import re
-import signal
 import tempfile
 import threading
+import time
 import warnings
 import weakref
 from collections.abc import Callable, Generator, Iterator
@@ -158,7 +158,49 @@ AVOIDED: dict[str, Callable[[World, str, Any], bool]] = {
     "pausing a running Deferred that a coroutine awaits": lambda world, method, d: (
         method in ("pause", "unpause") and d._runningCallbacks and id(d) in world.awaited
     ),
+    # Not a difference: cancelling a Deferred that leads to Deferreds waiting on each
+    # other through a DeferredList.  cancel() on a Deferred waiting on another cancels
+    # that one, and DeferredList.cancel() cancels every member, logging what each
+    # raises: round a cycle this recurses to the recursion limit on every branch, for
+    # exponential time, on Twisted (and txdefer, whose DeferredList.cancel is
+    # Twisted's).
+    "cancelling into Deferreds that wait on each other": lambda world, method, d: (
+        method == "cancel" and _cancel_goes_round_a_cycle(d)
+    ),
 }
+
+
+def _cancel_goes_round_a_cycle(start: Any) -> bool:
+    """
+    Does ``start.cancel()`` lead into a cycle: a Deferred that has fired and waits on
+    another Deferred (its result) forwards the cancel to it, and a DeferredList that
+    has not fired cancels its members.
+    """
+
+    def forwards_to(d: Any) -> list[Any]:
+        is_list = hasattr(d, "_deferredList")
+        if not d.called:
+            return list(d._deferredList) if is_list else []
+        if is_list:
+            return []
+        result = getattr(d, "result", None)
+        return [result] if isinstance(result, _DEFERRED_TYPES) else []
+
+    on_path: set[int] = set()
+    done: set[int] = set()
+
+    def visit(d: Any) -> bool:
+        if id(d) in on_path:
+            return True
+        if id(d) in done:
+            return False
+        on_path.add(id(d))
+        found = any(visit(n) for n in forwards_to(d) if isinstance(n, _DEFERRED_TYPES))
+        on_path.discard(id(d))
+        done.add(id(d))
+        return found
+
+    return visit(start)
 
 
 def avoided(world: World, method: str, d: Any) -> str | None:
@@ -713,19 +755,27 @@ def isolated_global_log() -> Iterator[None]:
 STEP_TIME_LIMIT = 60
 
 
-@contextlib.contextmanager
-def watchdog(ops: list[Op]) -> Iterator[None]:
+class _Watchdog(threading.Thread):
     """
-    A step that never ends (a Deferred loop that does not terminate) cannot be
-    interrupted by an exception, which the Deferred would catch: after
-    ``STEP_TIME_LIMIT`` seconds, write the program to a file (replay it with
-    ``replay()``) and exit the process.
+    Ends the process when a step overruns ``STEP_TIME_LIMIT``.  A thread of its own:
+    a signal handler would run in the looping step's own frames, where a loop that
+    recurses (cancellation going round a cycle) leaves it no stack to run in.
     """
-    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
-    def give_up(signum: int, frame: object) -> None:
+    def __init__(self) -> None:
+        super().__init__(name="differential-watchdog", daemon=True)
+        #: (deadline, the program so far) while a step runs, else None.
+        self.current: tuple[float, list[Op]] | None = None
+
+    def run(self) -> None:
+        while True:
+            time.sleep(1)
+            current = self.current
+            if current is not None and time.monotonic() > current[0]:
+                self.give_up(current[1])
+
+    @staticmethod
+    def give_up(ops: list[Op]) -> None:
         # pytest may be capturing stderr in a file that exiting will not show.
         path = os.environ.get("TXDEFER_DIFF_HANG_FILE") or os.path.join(
             tempfile.gettempdir(), "txdefer-differential-hang.txt"
@@ -736,13 +786,28 @@ def watchdog(ops: list[Op]) -> Iterator[None]:
         os.write(2, message.encode())
         os._exit(70)
 
-    previous = signal.signal(signal.SIGALRM, give_up)
-    signal.alarm(STEP_TIME_LIMIT)
+
+_watchdog: _Watchdog | None = None
+
+
+@contextlib.contextmanager
+def watchdog(ops: list[Op]) -> Iterator[None]:
+    """
+    A step that never ends (a Deferred loop that does not terminate) cannot be
+    interrupted by an exception, which the Deferred would catch: after
+    ``STEP_TIME_LIMIT`` seconds, write the program to a file (replay it with
+    ``replay()``) and exit the process.
+    """
+    global _watchdog
+    if _watchdog is None:
+        _watchdog = _Watchdog()
+        _watchdog.start()
+    previous = _watchdog.current
+    _watchdog.current = (time.monotonic() + STEP_TIME_LIMIT, ops)
     try:
         yield
     finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+        _watchdog.current = previous
 
 
 def replay(impl: Impl, ops: list[Op]) -> list[dict[str, object]]:

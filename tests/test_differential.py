@@ -277,3 +277,29 @@ def test_stateful_programs_observe_the_same_as_on_twisted(impl: Impl) -> None:
     )
     # Hypothesis counts a program that generated no operation as an example too.
     assert ran >= total * 0.9, f"only {ran} programs of {total} were compared"
+
+
+def test_harness_recognises_cancellation_that_would_go_round_a_cycle() -> None:
+    """
+    Two Deferreds whose callbacks returned the DeferredList that waits on them: on
+    Twisted, cancelling either recurses to the recursion limit on every branch, for
+    exponential time.  The programs step around it (``AVOIDED``); check that the
+    harness sees it, on both implementations, and not where there is no cycle.
+    """
+    from tests.differential import _cancel_goes_round_a_cycle
+    from tests.impls import TXDEFER
+
+    for impl in (TWISTED, TXDEFER):
+        d1, d2, alone = impl.Deferred(), impl.Deferred(), impl.Deferred()
+        holder: list[Any] = []
+        d1.addCallback(lambda _: holder[0])
+        d2.addCallback(lambda _: holder[0])
+        dl = impl.DeferredList([d1, d2])
+        holder.append(dl)
+        d1.callback(1)
+        d2.callback(2)
+        assert _cancel_goes_round_a_cycle(d1)
+        assert _cancel_goes_round_a_cycle(dl)
+        assert not _cancel_goes_round_a_cycle(alone)
+        alone.callback(None)
+        assert not _cancel_goes_round_a_cycle(alone)
