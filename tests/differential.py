@@ -211,6 +211,45 @@ def avoided(world: World, method: str, d: Any) -> str | None:
     return None
 
 
+#: Seconds after which a step is taken for a runaway: cancelling round a cycle of
+#: Deferreds that wait on each other through ``DeferredList``s, which
+#: ``DeferredList.cancel`` (catching the ``RecursionError`` each branch ends in) turns
+#: into exponentially many cancellations, on Twisted and on txdefer (which runs
+#: Twisted's ``DeferredList.cancel``).  Ordinary steps take milliseconds.
+RUNAWAY_SECONDS = 10
+
+
+class _Runaway(Exception):
+    """Raised by every ``cancel()`` once a step has run away."""
+
+
+def _refuse_to_cancel(self: object) -> None:
+    raise _Runaway()
+
+
+_CANCELLING_CLASSES = [TWISTED.Deferred, TWISTED.DeferredList, TXDEFER.Deferred, TXDEFER.DeferredList]
+
+
+def _stop_cancellations() -> list[tuple[type, Any]]:
+    """
+    Make every ``cancel()`` of both implementations raise: each ``DeferredList.cancel``
+    loop then ends after one pass over its members, and the runaway step unwinds.
+    Returns what ``_resume_cancellations`` puts back.
+    """
+    saved = [(cls, cls.__dict__.get("cancel")) for cls in _CANCELLING_CLASSES]
+    for cls in _CANCELLING_CLASSES:
+        cls.cancel = _refuse_to_cancel  # type: ignore[method-assign]
+    return saved
+
+
+def _resume_cancellations(saved: list[tuple[type, Any]]) -> None:
+    for cls, original in saved:
+        if original is None:
+            del cls.cancel
+        else:
+            cls.cancel = original  # type: ignore[method-assign]
+
+
 # -- one world --------------------------------------------------------------------------
 
 
@@ -757,22 +796,30 @@ STEP_TIME_LIMIT = 60
 
 class _Watchdog(threading.Thread):
     """
-    Ends the process when a step overruns ``STEP_TIME_LIMIT``.  A thread of its own:
-    a signal handler would run in the looping step's own frames, where a loop that
-    recurses (cancellation going round a cycle) leaves it no stack to run in.
+    Watches the running step from a thread of its own (a signal handler would run in
+    the looping step's own frames, where a loop that recurses leaves it no stack):
+    after ``RUNAWAY_SECONDS`` it stops cancellations so that the step unwinds (the
+    program is then discarded); after ``STEP_TIME_LIMIT`` it ends the process.
     """
 
     def __init__(self) -> None:
         super().__init__(name="differential-watchdog", daemon=True)
-        #: (deadline, the program so far) while a step runs, else None.
-        self.current: tuple[float, list[Op]] | None = None
+        #: (when it runs away, when to give up, the program so far) while a step runs.
+        self.current: tuple[float, float, list[Op]] | None = None
+        #: What ``_stop_cancellations`` replaced, once it has been called for a step.
+        self.stopped: list[tuple[type, Any]] | None = None
 
     def run(self) -> None:
         while True:
-            time.sleep(1)
+            time.sleep(0.5)
             current = self.current
-            if current is not None and time.monotonic() > current[0]:
-                self.give_up(current[1])
+            if current is None:
+                continue
+            now = time.monotonic()
+            if now > current[1]:
+                self.give_up(current[2])
+            elif now > current[0] and self.stopped is None:
+                self.stopped = _stop_cancellations()
 
     @staticmethod
     def give_up(ops: list[Op]) -> None:
@@ -791,23 +838,29 @@ _watchdog: _Watchdog | None = None
 
 
 @contextlib.contextmanager
-def watchdog(ops: list[Op]) -> Iterator[None]:
+def watchdog(ops: list[Op]) -> Iterator[list[bool]]:
     """
     A step that never ends (a Deferred loop that does not terminate) cannot be
-    interrupted by an exception, which the Deferred would catch: after
-    ``STEP_TIME_LIMIT`` seconds, write the program to a file (replay it with
-    ``replay()``) and exit the process.
+    interrupted by an exception, which the Deferred would catch.  A runaway
+    cancellation is cut short: the yielded flag is set (the caller discards the
+    program).  Anything else still running after ``STEP_TIME_LIMIT`` seconds: write
+    the program to a file (replay it with ``replay()``) and exit the process.
     """
     global _watchdog
     if _watchdog is None:
         _watchdog = _Watchdog()
         _watchdog.start()
-    previous = _watchdog.current
-    _watchdog.current = (time.monotonic() + STEP_TIME_LIMIT, ops)
+    ran_away = [False]
+    now = time.monotonic()
+    _watchdog.current = (now + RUNAWAY_SECONDS, now + STEP_TIME_LIMIT, ops)
     try:
-        yield
+        yield ran_away
     finally:
-        _watchdog.current = previous
+        _watchdog.current = None
+        if _watchdog.stopped is not None:
+            _resume_cancellations(_watchdog.stopped)
+            _watchdog.stopped = None
+            ran_away[0] = True
 
 
 def replay(impl: Impl, ops: list[Op]) -> list[dict[str, object]]:
@@ -864,9 +917,15 @@ class DifferentialMachine(RuleBasedStateMachine):
 
     def apply(self, *op: Any) -> None:
         self.ops.append(op)
-        with watchdog(self.ops):
+        with watchdog(self.ops) as ran_away:
             expected = self.worlds[0].step(op)
             actual = self.worlds[1].step(op)
+        if ran_away[0]:
+            # A storm of cancellations, cut short (see RUNAWAY_SECONDS).
+            self.incomparable = True
+            DifferentialMachine.discarded += 1
+            hypothesis.event("discarded: cancellations ran away")
+            hypothesis.assume(False)
         if expected != actual and "RecursionError" in repr(expected) + repr(actual):
             # Unbounded recursion (e.g. Deferreds cancelling each other in a cycle):
             # where the limit is hit, and so what happens next, depends on how many

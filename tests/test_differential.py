@@ -292,8 +292,8 @@ def test_harness_recognises_cancellation_that_would_go_round_a_cycle() -> None:
     for impl in (TWISTED, TXDEFER):
         d1, d2, alone = impl.Deferred(), impl.Deferred(), impl.Deferred()
         holder: list[Any] = []
-        d1.addCallback(lambda _: holder[0])
-        d2.addCallback(lambda _: holder[0])
+        d1.addCallback(lambda _, holder=holder: holder[0])
+        d2.addCallback(lambda _, holder=holder: holder[0])
         dl = impl.DeferredList([d1, d2])
         holder.append(dl)
         d1.callback(1)
