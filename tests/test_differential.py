@@ -273,7 +273,8 @@ def test_stateful_programs_observe_the_same_as_on_twisted(impl: Impl) -> None:
     # Shown with `pytest -s` (the long profile's count of programs compared).
     print(
         f"\n{impl.name}: {ran} programs compared with Twisted to the end, {skipped} discarded"
-        f" (recursion limit), in {len(batches)} run(s), seed {seed or 'derandomized'}"
+        f" (recursion limit or runaway cancellation), in {len(batches)} run(s),"
+        f" seed {seed or 'derandomized'}"
     )
     # Hypothesis counts a program that generated no operation as an example too.
     assert ran >= total * 0.9, f"only {ran} programs of {total} were compared"
