@@ -59,8 +59,8 @@ pub struct Driver {
     gen: Py<PyAny>,
     /// `gen.send`, looked up once.
     send: Py<PyAny>,
-    /// The `contextvars.Context` every step runs in.
-    context: Py<PyAny>,
+    /// `run` of the `contextvars.Context` every step runs in, looked up once.
+    run: Py<PyAny>,
     state: spin::Mutex<DriverState>,
 }
 
@@ -101,13 +101,14 @@ impl DriverResume {
 pub fn cancellable_inline_callbacks<'py>(gen: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = gen.py();
     let context = COPY_CONTEXT.import(py, "contextvars", "copy_context")?.call0()?;
+    let run = context.getattr(intern!(py, "run"))?;
     let send = gen.getattr(intern!(py, "send"))?;
     let driver = Bound::new(
         py,
         Driver {
             gen: gen.unbind(),
             send: send.unbind(),
-            context: context.unbind(),
+            run: run.unbind(),
             state: spin::Mutex::new(DriverState {
                 deferred: None,
                 waiting_on: None,
@@ -147,14 +148,14 @@ pub fn coroutine_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 fn drive<'py>(driver: &Bound<'py, Driver>, mut result: Bound<'py, PyAny>) -> PyResult<()> {
     let py = driver.py();
     let me = driver.get();
-    let context = me.context.bind(py);
+    let run = me.run.bind(py);
     loop {
         let is_failure = imports::classify(&result)? == ResultKind::Failure;
         let sent = if is_failure {
             let throw = result.getattr(intern!(py, "throwExceptionIntoGenerator"))?;
-            context.call_method1(intern!(py, "run"), (throw, me.gen.bind(py)))
+            run.call1((throw, me.gen.bind(py)))
         } else {
-            context.call_method1(intern!(py, "run"), (me.send.bind(py), result))
+            run.call1((me.send.bind(py), result))
         };
         let yielded = match sent {
             Ok(value) => value,
@@ -319,7 +320,7 @@ impl Driver {
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.gen)?;
         visit.call(&self.send)?;
-        visit.call(&self.context)?;
+        visit.call(&self.run)?;
         if let Some(st) = self.state.try_lock() {
             visit.call(&st.deferred)?;
             visit.call(&st.waiting_on)?;
