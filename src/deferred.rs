@@ -182,6 +182,47 @@ pub fn errback_with(slf: &Bound<'_, Deferred>, fail: Option<Bound<'_, PyAny>>) -
     start_run(slf, failure)
 }
 
+/// `cancel()` of a Deferred that has not fired: its canceller, then `CancelledError`
+/// unless the canceller fired it.
+fn cancel_unfired(d: &Bound<'_, Deferred>, canceller: Option<Py<PyAny>>) -> PyResult<()> {
+    let py = d.py();
+    match canceller.map(|c| c.into_bound(py)) {
+        Some(c) if c.is_truthy()? => {
+            c.call1((d,))?;
+        }
+        _ => d.get().lock()?.suppress_already_called = true,
+    }
+    if !d.get().lock()?.called {
+        let failure = imports::failure_of(&CancelledError::new_err(()).into_value(py).into_bound(py).into_any())?;
+        if is_exact_public(d.as_any()) {
+            start_run(d, failure)?;
+        } else {
+            d.call_method1(intern!(py, "errback"), (failure,))?;
+        }
+    }
+    Ok(())
+}
+
+/// Would `obj.cancel()` run `Deferred.cancel` itself (not an override, in a subclass
+/// or on the instance)?
+fn cancel_is_ours(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = obj.py();
+    let name = intern!(py, "cancel");
+    let ours = py.get_type::<Deferred>().getattr(name)?;
+    if !obj.get_type().getattr(name)?.is(&ours) {
+        return Ok(false);
+    }
+    match obj.getattr_opt(intern!(py, "__dict__"))? {
+        Some(dict) => Ok(!dict.cast::<PyDict>().is_ok_and(|d| d.contains(name).unwrap_or(true))),
+        None => Ok(true),
+    }
+}
+
+/// `sys.getrecursionlimit()`.
+fn recursion_limit(py: Python<'_>) -> PyResult<usize> {
+    py.import("sys")?.call_method0(intern!(py, "getrecursionlimit"))?.extract()
+}
+
 /// Append an entry; run the chain if the Deferred has already been fired.
 #[inline(always)]
 pub fn push_entry<'py>(slf: &Bound<'py, Deferred>, entry: Entry) -> PyResult<Bound<'py, Deferred>> {
@@ -463,37 +504,53 @@ impl Deferred {
     /// forward the cancellation to that one.
     fn cancel(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
-        let (called, canceller, result) = {
-            let st = slf.get().lock()?;
-            (
-                st.called,
-                st.canceller.as_ref().map(|c| c.clone_ref(py)),
-                st.result.as_ref().map(|r| r.clone_ref(py)),
-            )
-        };
-        if !called {
-            let canceller = canceller.map(|c| c.into_bound(py));
-            match canceller {
-                Some(c) if c.is_truthy()? => {
-                    c.call1((slf,))?;
-                }
-                _ => slf.get().lock()?.suppress_already_called = true,
+        // A fired Deferred waiting on another cancels that one instead, which may wait
+        // on another... Twisted recurses down that chain; this follows it in a loop
+        // while the next one is a txdefer Deferred whose `cancel` is this one (not
+        // overridden), and
+        // raises `RecursionError` where Twisted would run out of recursion depth (a
+        // cycle, or a chain longer than the recursion limit), before changing anything.
+        let mut current = slf.clone();
+        let mut forwarded: usize = 0;
+        let mut limit: Option<usize> = None;
+        loop {
+            let (called, canceller, result) = {
+                let st = current.get().lock()?;
+                (
+                    st.called,
+                    st.canceller.as_ref().map(|c| c.clone_ref(py)),
+                    st.result.as_ref().map(|r| r.clone_ref(py)),
+                )
+            };
+            if !called {
+                return cancel_unfired(&current, canceller);
             }
-            if !slf.get().lock()?.called {
-                let failure = imports::failure_of(&CancelledError::new_err(()).into_value(py).into_bound(py).into_any())?;
-                if is_exact_public(slf.as_any()) {
-                    start_run(slf, failure)?;
-                } else {
-                    slf.call_method1(intern!(py, "errback"), (failure,))?;
-                }
+            let Some(result) = result.map(|r| r.into_bound(py)) else {
+                return Ok(());
+            };
+            if !runner::is_deferred(&result) {
+                return Ok(());
             }
-        } else if let Some(result) = result {
-            let result = result.into_bound(py);
-            if runner::is_deferred(&result) {
-                result.call_method0(intern!(py, "cancel"))?;
+            match result.cast::<Deferred>() {
+                Ok(next) if cancel_is_ours(&result)? => {
+                    forwarded += 1;
+                    let limit = match limit {
+                        Some(limit) => limit,
+                        None => *limit.insert(recursion_limit(py)?),
+                    };
+                    if forwarded > limit {
+                        return Err(pyo3::exceptions::PyRecursionError::new_err(
+                            "maximum recursion depth exceeded",
+                        ));
+                    }
+                    current = next.clone();
+                }
+                _ => {
+                    result.call_method0(intern!(py, "cancel"))?;
+                    return Ok(());
+                }
             }
         }
-        Ok(())
     }
 
     /// Time out this Deferred by scheduling it to be cancelled after `timeout`

@@ -354,3 +354,29 @@ def test_DeferredQueue_cancel_waiting_get(impl: Impl) -> None:
     assert fired_with(get) == ("Failure", CancelledError, "")
     queue.put("x")
     assert queue.pending == ["x"]
+
+
+def test_cancel_forwarded_to_a_waited_on_deferred_calls_its_own_cancel(impl: Impl) -> None:
+    calls: list[str] = []
+
+    class Mine(impl.Deferred):  # type: ignore[misc,name-defined]
+        def cancel(self) -> None:
+            calls.append("subclass")
+            super().cancel()
+
+    inner = Mine()
+    outer: Any = impl.Deferred()
+    outer.addCallback(lambda _: inner)
+    outer.callback(1)
+    outer.cancel()
+    assert calls == ["subclass"]
+    outer.addErrback(lambda f: f.trap(CancelledError))
+
+    inner2: Any = impl.Deferred()
+    inner2.cancel = lambda: calls.append("instance")
+    outer2: Any = impl.Deferred()
+    outer2.addCallback(lambda _: inner2)
+    outer2.callback(1)
+    outer2.cancel()
+    assert calls == ["subclass", "instance"]
+    inner2.callback(None)

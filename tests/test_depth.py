@@ -20,6 +20,8 @@ import sys
 import textwrap
 from typing import Any
 
+import pytest
+
 from tests.impls import (
     TWISTED,
     TXDEFER,
@@ -216,3 +218,42 @@ def test_dropping_a_million_deep_unfired_chainDeferred_chain(ours: Impl) -> None
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "freed True"
+
+
+def test_cancelling_a_long_chain_of_waiting_deferreds(impl: Impl) -> None:
+    # In a subprocess: with the recursion limit raised, a cancel() that recursed in
+    # C down the chain would overflow the C stack (Twisted's pure-Python recursion
+    # keeps its frames on the heap and gets to the end).
+    module = {"twisted": "twisted.internet.defer", "txdefer": "txdefer"}.get(impl.name, "txdefer")
+    depth = min(MILLION, 200_000)
+    proc = _run(
+        f"""
+        import sys
+        import {module} as defer
+        class SubDeferred(defer.Deferred):
+            pass
+        D = {"SubDeferred" if impl.name == "subclass" else "defer.Deferred"}
+        sys.setrecursionlimit({depth} * 5)
+        ds = [D() for _ in range({depth})]
+        for d, following in zip(ds, ds[1:]):
+            d.addCallback(lambda r, following=following: following)
+        for d in ds[:-1]:
+            d.callback(0)
+        ds[0].cancel()
+        ds[0].addErrback(lambda f: print(f.type.__name__))
+        print(ds[-1].called)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["CancelledError", "True"]
+
+
+def test_cancelling_deferreds_that_wait_on_each_other_raises_recursion_error(impl: Impl) -> None:
+    d1, d2 = impl.Deferred(), impl.Deferred()
+    d1.addCallback(lambda _: d2)
+    d2.addCallback(lambda _: d1)
+    d1.callback(1)
+    d2.callback(2)
+    with pytest.raises(RecursionError):
+        d1.cancel()
+    assert d1.paused == 1 and d2.paused == 1
