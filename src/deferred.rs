@@ -507,9 +507,9 @@ impl Deferred {
         // A fired Deferred waiting on another cancels that one instead, which may wait
         // on another... Twisted recurses down that chain; this follows it in a loop
         // while the next one is a txdefer Deferred whose `cancel` is this one (not
-        // overridden), and
-        // raises `RecursionError` where Twisted would run out of recursion depth (a
-        // cycle, or a chain longer than the recursion limit), before changing anything.
+        // overridden), and raises `RecursionError` where Twisted would run out of
+        // recursion depth (a cycle, or a chain longer than the recursion limit),
+        // before changing anything.
         let mut current = slf.clone();
         let mut forwarded: usize = 0;
         let mut limit: Option<usize> = None;
