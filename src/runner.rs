@@ -142,7 +142,8 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
             };
             let is_fail = kind == ResultKind::Failure;
             match entry.step(is_fail) {
-                step @ (Step::Call(_) | Step::Native(_)) => {
+                step @ (Step::Call(_) | Step::Native(_) | Step::PassThrough) => {
+                    let passed_through = matches!(step, Step::PassThrough);
                     let returned = match step {
                         Step::Call(call) => {
                             warn_if_self(&current, call.invoke(py, result), || Ok(call.func(py)))
@@ -150,13 +151,25 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
                         Step::Native(native) => {
                             warn_if_self(&current, native.invoke(py, result), || native.offender(py))
                         }
-                        _ => unreachable!("only calls get here"),
+                        // Twisted calls `passthru`/`_failthru`, which return the result
+                        // unchanged (and are named if that is this Deferred).
+                        _ => warn_if_self(&current, Ok(result), || {
+                            let foreign = imports::foreign(py)?;
+                            let offender = if is_fail { &foreign.twisted_failthru } else { &foreign.twisted_passthru };
+                            Ok(offender.bind(py).clone())
+                        }),
                     };
-                    let new_result = match returned {
-                        Ok(value) => value,
-                        Err(err) => make_failure(py, start, &err)?,
+                    let (new_result, new_kind) = match returned {
+                        Ok(value) if passed_through => (value, kind),
+                        returned => {
+                            let value = match returned {
+                                Ok(value) => value,
+                                Err(err) => make_failure(py, start, &err)?,
+                            };
+                            let new_kind = imports::classify(&value)?;
+                            (value, new_kind)
+                        }
                     };
-                    let new_kind = imports::classify(&new_result)?;
                     let new_is_deferred = new_kind.is_deferred();
                     let old = {
                         let mut st = current.get().lock()?;
@@ -177,32 +190,6 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
                     } else {
                         result_kind = Some(new_kind);
                     }
-                }
-                Step::PassThrough => {
-                    current.get().lock()?.running = false;
-                    if result.is(&current) {
-                        // Twisted called `passthru`/`_failthru`, which "returned" the
-                        // Deferred it is attached to: it warns, naming that function.
-                        let foreign = imports::foreign(py)?;
-                        let offender = if is_fail { &foreign.twisted_failthru } else { &foreign.twisted_passthru };
-                        if let Err(err) = imports::warn_about_function(offender.bind(py), SELF_RETURN_WARNING) {
-                            let failure = make_failure(py, start, &err)?;
-                            let old = current.get().lock()?.result.replace(failure.unbind());
-                            drop(old);
-                            next = pop_next_locked(py, &current, &mut has_info)?;
-                            continue;
-                        }
-                    }
-                    // Twisted calls `passthru`/`_failthru`, which return the result
-                    // unchanged: a Deferred result is then chained like any other.
-                    if kind.is_deferred() {
-                        if chain_on(py, &current, &result)? {
-                            break current.get().lock()?.debug_info.is_some();
-                        }
-                    } else {
-                        result_kind = Some(kind);
-                    }
-                    next = pop_next_locked(py, &current, &mut has_info)?;
                 }
                 Step::Continue(chainee) => {
                     let chainee = chainee.bind(py).clone();
