@@ -142,9 +142,18 @@ def test_chainDeferred_recurses_in_Twisted_but_not_in_txdefer() -> None:
     assert chain_and_fire(TXDEFER) == ("top", [])
 
 
-def _run(code: str) -> subprocess.CompletedProcess[str]:
+def _run(code: str, impl: Impl | None = None) -> subprocess.CompletedProcess[str]:
+    """
+    Run ``code`` in a fresh interpreter.  With ``impl``, ``D`` is bound first to that
+    implementation's Deferred class (the subclass is a fresh ``SubDeferred``).
+    """
+    preamble = ""
+    if impl is not None:
+        module = "twisted.internet.defer" if impl.name == "twisted" else "txdefer"
+        cls = "SubDeferred" if impl.name == "subclass" else f"{module}.Deferred"
+        preamble = f"import {module}\nclass SubDeferred({module}.Deferred):\n    pass\nD = {cls}\n"
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-c", preamble + textwrap.dedent(code)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -155,10 +164,7 @@ def test_dropping_a_million_deep_unfired_chain(ours: Impl) -> None:
     # In a subprocess: a recursive deallocation would crash the interpreter.
     proc = _run(
         f"""
-        import gc, txdefer
-        class SubDeferred(txdefer.Deferred):
-            pass
-        D = {"SubDeferred" if ours.name == "subclass" else "txdefer.Deferred"}
+        import gc
         first = d = D()
         for _ in range({MILLION}):
             following = D()
@@ -168,7 +174,8 @@ def test_dropping_a_million_deep_unfired_chain(ours: Impl) -> None:
         del first
         gc.collect()
         print("survived")
-        """
+        """,
+        ours,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "survived"
@@ -177,10 +184,6 @@ def test_dropping_a_million_deep_unfired_chain(ours: Impl) -> None:
 def test_dropping_a_million_deep_result_chain(ours: Impl) -> None:
     proc = _run(
         f"""
-        import txdefer
-        class SubDeferred(txdefer.Deferred):
-            pass
-        D = {"SubDeferred" if ours.name == "subclass" else "txdefer.Deferred"}
         first = d = D()
         for _ in range({MILLION}):
             following = D()
@@ -189,7 +192,8 @@ def test_dropping_a_million_deep_result_chain(ours: Impl) -> None:
         del d, following
         del first
         print("survived")
-        """
+        """,
+        ours,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "survived"
@@ -203,10 +207,7 @@ def test_dropping_a_million_deep_unfired_chainDeferred_chain(ours: Impl) -> None
     """
     proc = _run(
         f"""
-        import gc, txdefer
-        class SubDeferred(txdefer.Deferred):
-            pass
-        D = {"SubDeferred" if ours.name == "subclass" else "txdefer.Deferred"}
+        import gc
         first = d = D()
         for _ in range({MILLION}):
             following = D()
@@ -214,7 +215,8 @@ def test_dropping_a_million_deep_unfired_chainDeferred_chain(ours: Impl) -> None
             d = following
         del d, following, first
         print("freed", gc.collect() >= {MILLION})
-        """
+        """,
+        ours,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "freed True"
@@ -224,15 +226,10 @@ def test_cancelling_a_long_chain_of_waiting_deferreds(impl: Impl) -> None:
     # In a subprocess: with the recursion limit raised, a cancel() that recursed in
     # C down the chain would overflow the C stack (Twisted's pure-Python recursion
     # keeps its frames on the heap and gets to the end).
-    module = {"twisted": "twisted.internet.defer", "txdefer": "txdefer"}.get(impl.name, "txdefer")
     depth = min(MILLION, 200_000)
     proc = _run(
         f"""
         import sys
-        import {module} as defer
-        class SubDeferred(defer.Deferred):
-            pass
-        D = {"SubDeferred" if impl.name == "subclass" else "defer.Deferred"}
         sys.setrecursionlimit({depth} * 5)
         ds = [D() for _ in range({depth})]
         for d, following in zip(ds, ds[1:]):
@@ -242,7 +239,8 @@ def test_cancelling_a_long_chain_of_waiting_deferreds(impl: Impl) -> None:
         ds[0].cancel()
         ds[0].addErrback(lambda f: print(f.type.__name__))
         print(ds[-1].called)
-        """
+        """,
+        impl,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["CancelledError", "True"]
