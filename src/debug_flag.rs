@@ -129,16 +129,6 @@ pub fn debug_enabled_deferred(d: &Bound<'_, Deferred>) -> PyResult<bool> {
     d.getattr(intern!(d.py(), "debug"))?.is_truthy()
 }
 
-/// Does `dict` hold `descriptor` under `debug`?  (Off the hot path: only when the
-/// class has changed.)
-#[cold]
-fn holds(dict: &Bound<'_, PyDict>, descriptor: &Py<DebugAttribute>) -> bool {
-    dict.get_item(intern!(dict.py(), "debug"))
-        .ok()
-        .flatten()
-        .is_some_and(|found| found.is(descriptor))
-}
-
 /// The switch, if `obj` is exactly a `txdefer.Deferred` and the class still holds the
 /// descriptor (not replaced by `Deferred.debug = ...`): then `obj.debug` is the switch
 /// unless the instance has its own value.
@@ -154,7 +144,8 @@ pub fn class_switch(obj: &Bound<'_, PyAny>) -> Option<bool> {
     // the descriptor is still there, and the dict lookup is skipped.
     let tag = version_tag(cls);
     if tag == 0 || tag != VERIFIED_TAG.load(Ordering::Relaxed) {
-        if !holds(registered.class_dict.bind(py), &registered.descriptor) {
+        let found = registered.class_dict.bind(py).get_item(intern!(py, "debug")).ok()??;
+        if !found.is(&registered.descriptor) {
             return None;
         }
         VERIFIED_TAG.store(tag, Ordering::Relaxed);
@@ -200,7 +191,12 @@ pub fn register(cls: &Bound<'_, PyType>) -> PyResult<()> {
         .try_iter()?
         .filter_map(Result::ok)
         .filter_map(|r| r.cast_into::<PyDict>().ok())
-        .find(|dict| holds(dict, &descriptor));
+        .find(|dict| {
+            dict.get_item(intern!(py, "debug"))
+                .ok()
+                .flatten()
+                .is_some_and(|found| found.is(&descriptor))
+        });
     if let Some(class_dict) = live {
         let _ = REGISTERED.set(py, Registered { class_dict: class_dict.unbind(), descriptor });
     }
@@ -220,7 +216,8 @@ pub fn _set_debugging(py: Python<'_>, on: bool) -> PyResult<()> {
         cls.setattr(intern!(py, "debug"), on)?;
         return Ok(());
     };
-    if !holds(registered.class_dict.bind(py), &registered.descriptor) {
+    let current = registered.class_dict.bind(py).get_item(intern!(py, "debug"))?;
+    if !current.is_some_and(|found| found.is(&registered.descriptor)) {
         cls.setattr(intern!(py, "debug"), registered.descriptor.bind(py))?;
     }
     Ok(())
