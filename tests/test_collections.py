@@ -252,6 +252,54 @@ def test_DeferredLock_acquire_release(impl: Impl) -> None:
     assert lock.locked is False
 
 
+def _state(d: Any) -> dict[str, object]:
+    """
+    Everything a Deferred from ``acquire()`` shows: the attributes Twisted sets.
+    """
+    return {
+        "called": d.called,
+        "paused": d.paused,
+        "canceller": d._canceller,
+        "chainedTo": d._chainedTo,
+        "suppressAlreadyCalled": d._suppressAlreadyCalled,
+        "callbacks": list(d._callbacks),
+        "result": getattr(d, "result", "<unset>"),
+    }
+
+
+@pytest.mark.parametrize("make", ["lock", "semaphore"])
+def test_acquire_leaves_the_state_Twisted_leaves(impl: Impl, make: str) -> None:
+    primitive = impl.DeferredLock() if make == "lock" else impl.DeferredSemaphore(1)
+    free: Any = primitive.acquire()
+    assert _state(free) == {
+        "called": True,
+        "paused": 0,
+        "canceller": None,
+        "chainedTo": None,
+        "suppressAlreadyCalled": False,
+        "callbacks": [],
+        "result": primitive,
+    }
+    waiting: Any = primitive.acquire()
+    state = _state(waiting)
+    assert state.pop("canceller") == primitive._cancelAcquire
+    assert state == {
+        "called": False,
+        "paused": 0,
+        "chainedTo": None,
+        "suppressAlreadyCalled": False,
+        "callbacks": [],
+        "result": "<unset>",
+    }
+    assert primitive.waiting == [waiting]
+    waiting.cancel()
+    assert primitive.waiting == []
+    assert fired_with(waiting) == ("Failure", impl.CancelledError, "")
+    primitive.release()
+    again: Any = primitive.acquire()
+    assert fired_with(again) is primitive
+
+
 def test_DeferredLock_run(impl: Impl) -> None:
     lock = impl.DeferredLock()
     waiting: Any = impl.Deferred()

@@ -284,13 +284,14 @@ class DeferredLock(_ConcurrencyPrimitive):
         """
         Return a Deferred that fires with this lock once it is acquired.
         """
-        d = Deferred(self._cancelAcquire)
         if self.locked:
+            d = Deferred(self._cancelAcquire)
             self.waiting.append(d)
-        else:
-            self.locked = True
-            d.callback(self)
-        return d
+            return d
+        # Free: what Twisted's Deferred(self._cancelAcquire) and d.callback(self)
+        # leave (firing drops the canceller), built in one step.
+        self.locked = True
+        return succeed(self)
 
     def release(self):
         """
@@ -326,13 +327,13 @@ class DeferredSemaphore(_ConcurrencyPrimitive):
         assert (
             self.tokens >= 0
         ), "Internal inconsistency??  tokens should never be negative"
-        d = Deferred(self._cancelAcquire)
         if not self.tokens:
+            d = Deferred(self._cancelAcquire)
             self.waiting.append(d)
-        else:
-            self.tokens = self.tokens - 1
-            d.callback(self)
-        return d
+            return d
+        # A token is free: built in one step, as for DeferredLock.acquire.
+        self.tokens = self.tokens - 1
+        return succeed(self)
 
     def release(self):
         """
