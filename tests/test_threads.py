@@ -251,4 +251,9 @@ def test_hammering_one_deferred_from_several_threads(impl: Impl) -> None:
         # state lock is never contended (it is not held while Python code runs).
         assert "RuntimeError(busy)" not in observed["exceptions"]
     assert observed["ran_in_another_thread"] > ROUNDS
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    if not impl.is_twisted:
+        # Nothing logged as an unhandled error.  (Not asserted of Twisted's own class,
+        # the reference run: its unsynchronised bookkeeping can leave a failure that a
+        # callback in another thread handled still recorded as unhandled, logged when
+        # the Deferred is collected; seen once in a thousand-round run.)
+        assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
