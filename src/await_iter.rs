@@ -4,6 +4,13 @@
 //! the Deferred has a result and is not paused, then returns the result (or raises the
 //! failure's exception).  The driver (`inlineCallbacks`, `ensureDeferred`) sees the
 //! yielded Deferred, waits for it, and resumes the coroutine with `send()`.
+//!
+//! A generator hands its return value back to `await` through CPython's `am_send`
+//! slot, without raising `StopIteration`.  So does this iterator, where the
+//! interpreter uses that slot (CPython 3.10 and 3.11, whose `await` and `yield from`
+//! call `PyIter_Send`): an `await` of a Deferred that has its result then costs no
+//! exception object.  Elsewhere `__next__` raises `StopIteration(result)`, as a
+//! generator's return does.
 
 use pyo3::exceptions::{PyAssertionError, PyStopIteration};
 use pyo3::prelude::*;
@@ -18,12 +25,19 @@ pub struct DeferredIterator {
     d: Py<Deferred>,
 }
 
+/// What one step of the iterator gives: Twisted's generator yields the Deferred or
+/// returns its result.
+enum Step {
+    Yield(Py<PyAny>),
+    Return(Py<PyAny>),
+}
+
 impl DeferredIterator {
     pub fn new(d: Py<Deferred>) -> Self {
         DeferredIterator { d }
     }
 
-    fn step(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+    fn step(&self, py: Python<'_>) -> PyResult<Step> {
         let d = self.d.bind(py);
         let (ready, result, info) = {
             let st = d.get().lock()?;
@@ -35,7 +49,7 @@ impl DeferredIterator {
         };
         if !ready {
             // We have no result to give: yield the Deferred to the driver.
-            return Ok(d.clone().into_any().unbind());
+            return Ok(Step::Yield(d.clone().into_any().unbind()));
         }
         let result = result.map_or_else(|| py.None().into_bound(py), |r| r.into_bound(py));
         if imports::is_failure(&result)? {
@@ -48,10 +62,22 @@ impl DeferredIterator {
             info.bind(py).setattr(intern!(py, "failResult"), py.None())?;
             result.call_method0(intern!(py, "raiseException"))?;
         }
-        // The `StopIteration(result)` instance made here and raised as it is: cheaper
-        // than a lazily built error, which would be set, fetched and normalised.
-        let stop = py.get_type::<PyStopIteration>().call1((result,))?;
-        Err(PyErr::from_value(stop))
+        Ok(Step::Return(result.unbind()))
+    }
+
+    /// One step, the generator way for `__next__`/`send`: the result is returned by
+    /// raising `StopIteration(result)`.
+    fn next_or_stop(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match self.step(py)? {
+            Step::Yield(d) => Ok(d),
+            Step::Return(result) => {
+                // The `StopIteration(result)` instance made here and raised as it is:
+                // cheaper than a lazily built error, which would be set, fetched and
+                // normalised.
+                let stop = py.get_type::<PyStopIteration>().call1((result,))?;
+                Err(PyErr::from_value(stop))
+            }
+        }
     }
 }
 
@@ -62,12 +88,12 @@ impl DeferredIterator {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.step(py)
+        self.next_or_stop(py)
     }
 
     /// The value sent in is ignored: the Deferred's own result is what counts.
     fn send(&self, py: Python<'_>, _value: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.step(py)
+        self.next_or_stop(py)
     }
 
     fn close(&self) {}
@@ -75,4 +101,77 @@ impl DeferredIterator {
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.d)
     }
+}
+
+/// Give `DeferredIterator` its `am_send` slot (called once, when the module is
+/// initialised).  PyO3 has no way to declare that slot, so it is written into the
+/// type object PyO3 made.
+#[cfg(all(Py_3_10, not(any(Py_LIMITED_API, Py_GIL_DISABLED, PyPy, GraalPy))))]
+pub fn install_send_slot(py: Python<'_>) {
+    let ty = py.get_type::<DeferredIterator>();
+    let tp = ty.as_type_ptr();
+    // SAFETY: `tp` points to the live, initialised type object of `DeferredIterator`
+    // (kept alive by `ty`, and by PyO3's lazy type object for the life of the
+    // process).  PyO3 builds it with `PyType_FromSpec`, which makes a heap type whose
+    // `tp_as_async` points to the `as_async` struct inside the same allocation
+    // (never null for a heap type; checked anyway), so the write stays inside memory
+    // that CPython owns for this type and that nothing else aliases mutably.  It is
+    // made while this thread is attached to the interpreter (`py`) on a GIL build, at
+    // module initialisation, before any `DeferredIterator` exists, so no other thread
+    // and no interpreter code reads the slot concurrently.  `am_send` has exactly
+    // the C signature of `sendfunc`.  Slots are not cached by the type's version tag,
+    // so no `PyType_Modified` is needed.
+    unsafe {
+        let methods = (*tp).tp_as_async;
+        if !methods.is_null() {
+            (*methods).am_send = Some(am_send);
+        }
+    }
+}
+
+#[cfg(not(all(Py_3_10, not(any(Py_LIMITED_API, Py_GIL_DISABLED, PyPy, GraalPy)))))]
+pub fn install_send_slot(_py: Python<'_>) {}
+
+/// The `am_send` slot: `PyIter_Send(iterator, value, &result)`.  The value sent is
+/// ignored, as by `send()`.  A Rust panic is turned into `PanicException`, as PyO3's
+/// own trampolines do.
+#[cfg(all(Py_3_10, not(any(Py_LIMITED_API, Py_GIL_DISABLED, PyPy, GraalPy))))]
+unsafe extern "C" fn am_send(
+    iter: *mut pyo3::ffi::PyObject,
+    _value: *mut pyo3::ffi::PyObject,
+    presult: *mut *mut pyo3::ffi::PyObject,
+) -> pyo3::ffi::PySendResult {
+    use pyo3::ffi::PySendResult;
+    // SAFETY: CPython calls a type's `am_send` with the calling thread attached and
+    // with `iter` a valid, borrowed reference to an instance of this type (the slot
+    // is only installed on `DeferredIterator`, which is final), `presult` a valid
+    // pointer to write the result to.
+    let py = unsafe { Python::assume_attached() };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: `iter` is a valid borrowed reference (above).
+        let iter = unsafe { Bound::from_borrowed_ptr(py, iter) };
+        let iter = iter.cast_into::<DeferredIterator>().map_err(PyErr::from)?;
+        iter.get().step(py)
+    }));
+    let (status, object) = match outcome {
+        Ok(Ok(Step::Yield(d))) => (PySendResult::PYGEN_NEXT, d.into_ptr()),
+        Ok(Ok(Step::Return(result))) => (PySendResult::PYGEN_RETURN, result.into_ptr()),
+        Ok(Err(err)) => {
+            err.restore(py);
+            (PySendResult::PYGEN_ERROR, std::ptr::null_mut())
+        }
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("panic in DeferredIterator");
+            pyo3::panic::PanicException::new_err(message.to_owned()).restore(py);
+            (PySendResult::PYGEN_ERROR, std::ptr::null_mut())
+        }
+    };
+    // SAFETY: `presult` is valid for a write (above); the reference written is a new
+    // (owned) one, or null with an exception set, as `sendfunc` requires.
+    unsafe { *presult = object };
+    status
 }

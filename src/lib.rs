@@ -111,6 +111,7 @@ mod _core {
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         let py = m.py();
         m.add("_DEFERRED_SUBCLASSES", super::deferred::subclasses(py)?)?;
+        super::await_iter::install_send_slot(py);
         m.add_function(pyo3::wrap_pyfunction!(super::_configure, m)?)?;
         m.add_function(pyo3::wrap_pyfunction!(super::_register_public, m)?)?;
         m.add_function(pyo3::wrap_pyfunction!(super::_panic_for_test, m)?)?;

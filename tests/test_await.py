@@ -83,6 +83,44 @@ def test_await_already_fired(impl: Impl) -> None:
     assert fired_with(d) == 42
 
 
+# Results that a StopIteration-based return could get wrong: a tuple (taken as the
+# exception's arguments), an exception instance (taken as the exception), None.
+_AWKWARD_RESULTS = [
+    None,
+    0,
+    (),
+    (1, 2),
+    ((1, 2),),
+    [3],
+    StopIteration("stop"),
+    ValueError("a value, not raised"),
+    KeyError,
+]
+
+
+@pytest.mark.parametrize("value", _AWKWARD_RESULTS, ids=repr)
+def test_await_returns_the_result_object_itself(impl: Impl, value: object) -> None:
+    """
+    ``await d`` (the interpreter's send slot), ``yield from d`` and stepping the
+    iterator by hand all give exactly the result object.
+    """
+    seen: list[object] = []
+
+    async def by_await() -> None:
+        seen.append(await impl.succeed(value))
+
+    def by_yield_from() -> Generator[Any, Any, None]:
+        seen.append((yield from impl.succeed(value)))
+
+    assert fired_with(impl.ensureDeferred(by_await())) is None
+    assert fired_with(impl.inlineCallbacks(by_yield_from)()) is None
+    with pytest.raises(StopIteration) as stop:
+        next(impl.succeed(value).__await__())
+    seen.append(stop.value.value)
+    assert len(seen) == 3
+    assert all(each is value for each in seen)
+
+
 def test_await_fired_later(impl: Impl) -> None:
     waiting: Any = impl.Deferred()
     steps: list[object] = []
