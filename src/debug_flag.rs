@@ -138,6 +138,14 @@ pub fn class_switch(obj: &Bound<'_, PyAny>) -> Option<bool> {
     if obj.get_type_ptr() != cls.as_type_ptr() {
         return None;
     }
+    public_switch(cls)
+}
+
+/// The switch, if the public class `cls` still holds the descriptor: then a new
+/// instance's `debug` is the switch.
+#[inline]
+pub fn public_switch(cls: &Bound<'_, PyType>) -> Option<bool> {
+    let py = cls.py();
     let registered = REGISTERED.get(py)?;
     // CPython gives a class a new version tag whenever its namespace (or a base
     // class's) changes: while the tag is the one seen with the descriptor in place,

@@ -863,9 +863,8 @@ impl Deferred {
 /// given here is not recorded as an unhandled error.
 #[pyfunction]
 pub fn succeed<'py>(py: Python<'py>, result: Bound<'py, PyAny>) -> PyResult<Bound<'py, Deferred>> {
-    // Instantiating the public class runs `__init__`, which records the creator
-    // stack in debug mode, as Twisted's `succeed` does.
-    let d = public_type(py)?.call0()?.cast_into::<Deferred>()?;
+    // As Twisted's `Deferred()`: the creator stack is recorded in debug mode.
+    let d = crate::construct::new_public(py, None)?;
     let old = {
         let mut st = d.get().lock()?;
         st.called = true;

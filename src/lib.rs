@@ -1,7 +1,7 @@
 //! `txdefer._core`: Twisted's `Deferred`, in Rust.
 //!
 //! This file only assembles the module; each concept lives in its own file:
-//! `deferred` (the class), `deferred_list` (`DeferredList`'s bookkeeping), `callbacks` (the chain's entries and queue),
+//! `deferred` (the class), `construct` (making one from Rust), `deferred_list` (`DeferredList`'s bookkeeping), `callbacks` (the chain's entries and queue),
 //! `debug_flag` (`Deferred.debug`), `runner`
 //! (running the chain), `await_iter` (`await d`), `callback_view` (Twisted-shaped
 //! access to the chain, interop with Twisted's own class), `inline_callbacks` (the
@@ -11,6 +11,7 @@
 mod await_iter;
 mod callback_view;
 mod callbacks;
+mod construct;
 mod debug_flag;
 mod deferred;
 mod deferred_list;
@@ -96,6 +97,8 @@ mod _core {
     use super::deferred::Deferred;
     #[pymodule_export]
     use super::deferred::succeed;
+    #[pymodule_export]
+    use super::construct::_constructs_without_init;
     #[pymodule_export]
     use super::{_failthru, _is_deferred, passthru};
     #[pymodule_export]

@@ -6,11 +6,12 @@ failures, attributes, ``str()``/``repr()``, generics, subclassing, ``succeed``,
 
 from __future__ import annotations
 
+import contextlib
 import re
 import typing
 import warnings
 import weakref
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -1052,3 +1053,85 @@ def test_failure_from_a_raising_callback_is_built_as_Twisted_builds_it(impl: Imp
     assert f.args == ()
     assert f.tb is not None and f.frames[-1][0] == "boom"
     assert f.check(ValueError) is ValueError
+
+
+# -- Deferreds made by succeed, fail and inlineCallbacks ----------------------------------
+
+
+@contextlib.contextmanager
+def _init_replaced(cls: Any, calls: list[object]) -> Iterator[None]:
+    """
+    ``cls.__init__`` replaced by a function that records its calls, then restored.
+    """
+    own = vars(cls).get("__init__")
+    original = cls.__init__
+
+    def init(self: Any, *args: object) -> None:
+        calls.append(len(args))
+        original(self, *args)
+
+    cls.__init__ = init
+    try:
+        yield
+    finally:
+        if own is None:
+            del cls.__init__
+        else:
+            cls.__init__ = own
+
+
+@pytest.mark.parametrize("maker", ["succeed", "fail", "inlineCallbacks"])
+def test_helpers_make_their_deferred_through_a_replaced_init(maker: str) -> None:
+    """
+    ``succeed``, ``fail`` and ``inlineCallbacks`` make their Deferred as
+    ``Deferred()`` does, so a replaced ``Deferred.__init__`` runs for them too, as on
+    Twisted (txdefer otherwise skips the compiled ``__init__``, which has nothing to do).
+    """
+    from tests.impls import TWISTED, TXDEFER
+
+    seen: dict[str, list[object]] = {}
+    for impl in (TWISTED, TXDEFER):
+        calls: list[object] = []
+        with _init_replaced(impl.Deferred, calls):
+            if maker == "succeed":
+                d: Any = impl.succeed(1)
+                assert fired_with(d) == 1
+            elif maker == "fail":
+                d = impl.fail(ValueError("x"))
+                assert fired_with(d) == ("Failure", ValueError, "x")
+            else:
+                # A generator lambda returns the value sent for its yield: 2.
+                d = impl.inlineCallbacks(lambda: (yield impl.succeed(2)))()
+                assert fired_with(d) == 2
+        seen[impl.name] = calls
+    assert seen["txdefer"] == seen["twisted"] != []
+
+
+def test_helpers_skip_init_only_while_nothing_would_differ() -> None:
+    import txdefer
+
+    assert txdefer._core._constructs_without_init()
+    txdefer.setDebugging(True)
+    assert not txdefer._core._constructs_without_init()
+    d: Any = txdefer.succeed(1)
+    assert d._debugInfo is not None and d._debugInfo.creator
+    txdefer.setDebugging(False)
+    assert txdefer._core._constructs_without_init()
+    assert txdefer.succeed(1)._debugInfo is None
+    with _init_replaced(txdefer.Deferred, []):
+        assert not txdefer._core._constructs_without_init()
+    assert txdefer._core._constructs_without_init()
+
+
+def test_inlineCallbacks_deferred_keeps_its_canceller(impl: Impl) -> None:
+    waiting: Any = impl.Deferred()
+
+    @impl.inlineCallbacks
+    def work() -> Any:
+        yield waiting
+
+    d: Any = work()
+    assert d._canceller is not None
+    d.cancel()
+    assert waiting.called
+    assert fired_with(d) == ("Failure", impl.CancelledError, "")
