@@ -167,6 +167,7 @@ __all__ = [
     "_register_public",
     "_set_debugging",
     "_panic_for_test",
+    "_constructs_without_init",
 ]
 _DEFERRED_SUBCLASSES: list[type[DeferredBase[Any]]]
 
@@ -208,3 +209,4 @@ def _parseDeferredListResult(
     resultList: list[tuple[bool, _T]], fireOnOneErrback: bool = False, /
 ) -> list[_T]: ...
 def _panic_for_test(message: str) -> None: ...
+def _constructs_without_init() -> bool: ...
