@@ -1,5 +1,6 @@
-//! Making a `txdefer.Deferred` from Rust (`succeed`, `fail`, the `inlineCallbacks`
-//! driver's Deferred): what `Deferred()` or `Deferred(canceller)` makes.
+//! Making a `txdefer.Deferred`: `Deferred()` and `Deferred(canceller)` called from
+//! Python (through the class's vectorcall entry, below), and the Deferreds that
+//! `succeed`, `fail` and the `inlineCallbacks` driver make.
 //!
 //! `Deferred()` goes through `type.__call__`: the compiled `__new__`, then the
 //! compiled `__init__`, each behind its own argument parsing.  While debugging is
@@ -29,11 +30,25 @@ pub fn new_public<'py>(
             return Ok(d);
         }
     }
-    let d = match canceller {
-        Some(canceller) => cls.call1((canceller,))?,
-        None => cls.call0()?,
+    let args = match canceller {
+        Some(canceller) => vec![cls.clone().into_any(), canceller.clone()],
+        None => vec![cls.clone().into_any()],
     };
+    let d = type_call(py, args, None)?;
     Ok(d.cast_into::<Deferred>()?)
+}
+
+/// `type.__call__(cls, *args, **kwargs)` (`args[0]` is `cls`): `__new__`, then
+/// `__init__`, as calling the class does; unlike calling the class, never through
+/// the class's own vectorcall entry.
+fn type_call<'py>(
+    py: Python<'py>,
+    args: Vec<Bound<'py, PyAny>>,
+    kwargs: Option<&Bound<'py, pyo3::types::PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    py.get_type::<PyType>()
+        .getattr(pyo3::intern!(py, "__call__"))?
+        .call(pyo3::types::PyTuple::new(py, args)?, kwargs)
 }
 
 /// `cls`'s `tp_new`, if `cls` inherits both `tp_new` and `tp_init` from the compiled
@@ -89,4 +104,99 @@ fn new_without_init<'py>(
 pub fn _constructs_without_init(py: Python<'_>) -> PyResult<bool> {
     let cls = public_type(py)?;
     Ok(crate::debug_flag::public_switch(cls) == Some(false) && compiled_new(py, cls).is_some())
+}
+
+/// Give the public class a vectorcall entry for `Deferred()` and
+/// `Deferred(canceller)` (called once, by `_register_public`).
+///
+/// Calling a class goes through `type.__call__` unless the class has a
+/// `tp_vectorcall` of its own, which CPython then calls directly (it is never
+/// inherited, so subclasses keep `type.__call__`).  The entry makes the Deferred as
+/// `new_public` does when it can, and otherwise hands the call to `type.__call__`,
+/// so a replaced `__init__`, debug mode and wrong arguments behave as before.
+#[cfg(not(any(Py_LIMITED_API, PyPy, GraalPy)))]
+pub fn install_vectorcall(cls: &Bound<'_, PyType>) {
+    let tp = cls.as_type_ptr();
+    // SAFETY: `tp` points to the live, initialised type object of the public class
+    // (kept alive by `cls`), a heap type made by a `class` statement; its
+    // `tp_vectorcall` field is unused (null) and CPython only reads it when the class
+    // is called.  The write is made while this thread is attached (`cls` carries the
+    // `'py` token) and before `_register_public` returns, i.e. before the class is
+    // called from anywhere; on GIL builds no other thread runs Python meanwhile.
+    // `vectorcall` has exactly the C signature of `vectorcallfunc`.
+    unsafe {
+        (*tp).tp_vectorcall = Some(vectorcall);
+    }
+}
+
+#[cfg(any(Py_LIMITED_API, PyPy, GraalPy))]
+pub fn install_vectorcall(_cls: &Bound<'_, PyType>) {}
+
+/// `Deferred(...)`: see `install_vectorcall`.
+#[cfg(not(any(Py_LIMITED_API, PyPy, GraalPy)))]
+unsafe extern "C" fn vectorcall(
+    callable: *mut pyo3::ffi::PyObject,
+    args: *const *mut pyo3::ffi::PyObject,
+    nargsf: usize,
+    kwnames: *mut pyo3::ffi::PyObject,
+) -> *mut pyo3::ffi::PyObject {
+    // SAFETY: CPython calls a class's `tp_vectorcall` with the calling thread attached,
+    // `callable` a borrowed reference to the class, `args` pointing to
+    // `PyVectorcall_NARGS(nargsf)` positional arguments followed by one value per
+    // name in `kwnames` (a tuple of strings, or null), all borrowed for the call.
+    let py = unsafe { Python::assume_attached() };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: as above.
+        let nargs = unsafe { pyo3::ffi::PyVectorcall_NARGS(nargsf) } as usize;
+        let cls = unsafe { Bound::from_borrowed_ptr(py, callable) };
+        let kwnames = unsafe { Bound::from_borrowed_ptr_or_opt(py, kwnames) };
+        let nkw = kwnames.as_ref().map_or(Ok(0), |k| k.len())?;
+        // SAFETY: `args` holds `nargs + nkw` valid borrowed references.
+        let arg = |i: usize| unsafe { Bound::from_borrowed_ptr(py, *args.add(i)) };
+        // `Deferred()`, `Deferred(canceller)`, `Deferred(canceller=...)`.
+        let canceller = match (nargs, nkw) {
+            (0, 0) => Some(None),
+            (1, 0) => Some(Some(arg(0))),
+            (0, 1) => match &kwnames {
+                Some(names) if names.get_item(0)?.eq(pyo3::intern!(py, "canceller"))? => Some(Some(arg(0))),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let (Some(canceller), Ok(public)) = (canceller, public_type(py)) {
+            if cls.is(public) {
+                return Ok(new_public(py, canceller.as_ref())?.into_any());
+            }
+        }
+        // Anything else: `type.__call__(cls, *args, **kwargs)`, as without this entry.
+        let mut positional = vec![cls];
+        positional.extend((0..nargs).map(arg));
+        let kwargs = match &kwnames {
+            Some(names) => {
+                let dict = pyo3::types::PyDict::new(py);
+                for (i, name) in names.try_iter()?.enumerate() {
+                    dict.set_item(name?, arg(nargs + i))?;
+                }
+                Some(dict)
+            }
+            None => None,
+        };
+        type_call(py, positional, kwargs.as_ref())
+    }));
+    match outcome {
+        Ok(Ok(obj)) => obj.into_ptr(),
+        Ok(Err(err)) => {
+            err.restore(py);
+            std::ptr::null_mut()
+        }
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("panic while making a Deferred");
+            pyo3::panic::PanicException::new_err(message.to_owned()).restore(py);
+            std::ptr::null_mut()
+        }
+    }
 }

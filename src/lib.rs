@@ -45,6 +45,7 @@ fn _is_deferred(obj: &Bound<'_, PyAny>) -> bool {
 #[pyfunction]
 fn _register_public(cls: Bound<'_, pyo3::types::PyType>) -> PyResult<()> {
     debug_flag::register(&cls)?;
+    construct::install_vectorcall(&cls);
     deferred::register_public(cls);
     Ok(())
 }

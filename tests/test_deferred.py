@@ -1080,12 +1080,14 @@ def _init_replaced(cls: Any, calls: list[object]) -> Iterator[None]:
             cls.__init__ = own
 
 
-@pytest.mark.parametrize("maker", ["succeed", "fail", "inlineCallbacks"])
-def test_helpers_make_their_deferred_through_a_replaced_init(maker: str) -> None:
+@pytest.mark.parametrize(
+    "maker", ["Deferred()", "Deferred(canceller)", "succeed", "fail", "inlineCallbacks"]
+)
+def test_a_replaced_init_runs_for_every_new_deferred(maker: str) -> None:
     """
-    ``succeed``, ``fail`` and ``inlineCallbacks`` make their Deferred as
-    ``Deferred()`` does, so a replaced ``Deferred.__init__`` runs for them too, as on
-    Twisted (txdefer otherwise skips the compiled ``__init__``, which has nothing to do).
+    ``Deferred()``, ``Deferred(canceller)``, ``succeed``, ``fail`` and
+    ``inlineCallbacks`` run a replaced ``Deferred.__init__`` as often as on Twisted
+    (txdefer otherwise skips the compiled ``__init__``, which has nothing to do).
     """
     from tests.impls import TWISTED, TXDEFER
 
@@ -1093,8 +1095,14 @@ def test_helpers_make_their_deferred_through_a_replaced_init(maker: str) -> None
     for impl in (TWISTED, TXDEFER):
         calls: list[object] = []
         with _init_replaced(impl.Deferred, calls):
-            if maker == "succeed":
-                d: Any = impl.succeed(1)
+            if maker == "Deferred()":
+                d: Any = impl.Deferred()
+                assert (d.called, d._canceller) == (False, None)
+            elif maker == "Deferred(canceller)":
+                d = impl.Deferred(print)
+                assert (d.called, d._canceller) == (False, print)
+            elif maker == "succeed":
+                d = impl.succeed(1)
                 assert fired_with(d) == 1
             elif maker == "fail":
                 d = impl.fail(ValueError("x"))
@@ -1135,3 +1143,30 @@ def test_inlineCallbacks_deferred_keeps_its_canceller(impl: Impl) -> None:
     d.cancel()
     assert waiting.called
     assert fired_with(d) == ("Failure", impl.CancelledError, "")
+
+
+@pytest.mark.parametrize(
+    "call",
+    ["Deferred()", "Deferred(None)", "Deferred(f)", "Deferred(canceller=f)", "Deferred(canceller=None)"],
+)
+def test_construction_leaves_the_state_Twisted_leaves(impl: Impl, call: str) -> None:
+    def f(d: object) -> None:
+        pass
+
+    d: Any = eval(call, {"Deferred": impl.Deferred, "f": f})
+    assert type(d) is impl.Deferred
+    assert (d.called, d.paused, d._chainedTo, d._debugInfo) == (False, 0, None, None)
+    assert d._canceller is (f if call.endswith("f)") else None)
+    assert list(d._callbacks) == []
+    assert not hasattr(d, "result")
+    assert vars(d) == {} or impl.is_twisted
+
+
+def test_a_subclass_is_made_by_its_own_init(impl: Impl) -> None:
+    class Sub(impl.Deferred):  # type: ignore[name-defined,misc]
+        def __init__(self, label: str) -> None:
+            super().__init__(canceller=None)
+            self.label = label
+
+    d: Any = Sub("mine")
+    assert (type(d), d.label, d.called, d._canceller) == (Sub, "mine", False, None)
