@@ -13,8 +13,12 @@ single-threaded program could have produced: fired once, with one of the fired v
 every callback that was added run exactly once, nothing paused.
 
 The hammering runs in a subprocess, so that a crash fails the test rather than killing
-the test run.  ``TXDEFER_LONG=1`` runs ten times as many rounds.  (The same checks
-pass on Twisted's own ``Deferred``.)
+the test run.  ``TXDEFER_LONG=1`` runs ten times as many rounds.
+
+It runs on txdefer and its subclass only.  Twisted's own ``Deferred`` does not pass
+it reliably, as it is not meant to: about one full run in three, a thousand rounds
+show a race in its pure-Python bookkeeping (``IndexError: pop from empty list`` from
+its callback list, or a failure handled in one thread still logged as unhandled).
 """
 
 from __future__ import annotations
@@ -221,7 +225,7 @@ def _check_round(
     return problems
 
 
-def test_hammering_one_deferred_from_several_threads(impl: Impl) -> None:
+def test_hammering_one_deferred_from_several_threads(ours: Impl) -> None:
     """
     No crash, only ``AlreadyCalledError`` (or the "in use by another thread"
     ``RuntimeError``) from the calls, and a consistent Deferred after every round; the
@@ -231,7 +235,7 @@ def test_hammering_one_deferred_from_several_threads(impl: Impl) -> None:
     code = f"""
         import json
         from tests.test_threads import hammer
-        print(json.dumps(hammer({impl.name!r}, {ROUNDS}, {THREADS}, seed=1)))
+        print(json.dumps(hammer({ours.name!r}, {ROUNDS}, {THREADS}, seed=1)))
         """
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
@@ -251,9 +255,4 @@ def test_hammering_one_deferred_from_several_threads(impl: Impl) -> None:
         # state lock is never contended (it is not held while Python code runs).
         assert "RuntimeError(busy)" not in observed["exceptions"]
     assert observed["ran_in_another_thread"] > ROUNDS
-    if not impl.is_twisted:
-        # Nothing logged as an unhandled error.  (Not asserted of Twisted's own class,
-        # the reference run: its unsynchronised bookkeeping can leave a failure that a
-        # callback in another thread handled still recorded as unhandled, logged when
-        # the Deferred is collected; seen once in a thousand-round run.)
-        assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
