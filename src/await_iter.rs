@@ -17,12 +17,49 @@ use pyo3::prelude::*;
 use pyo3::{intern, PyTraverseError, PyVisit};
 
 use crate::deferred::Deferred;
+use crate::errors::InternalError;
 use crate::imports;
 
 /// Iterator returned by `Deferred.__await__()` / `Deferred.__iter__()`.
 #[pyclass(module = "txdefer", frozen)]
 pub struct DeferredIterator {
-    d: Py<Deferred>,
+    /// The Deferred awaited; `None` once the iterator is finished (it returned the
+    /// result, raised the failure, or was closed), as a finished generator is.
+    d: spin::Mutex<Option<Py<Deferred>>>,
+}
+
+/// One spare iterator, handed out again once only this cache holds it: an `await`
+/// of a fired Deferred then allocates no iterator.  (GIL builds only: there a
+/// reference count of one means no other code can see the object.)
+#[cfg(not(Py_GIL_DISABLED))]
+static SPARE: pyo3::sync::PyOnceLock<Py<DeferredIterator>> = pyo3::sync::PyOnceLock::new();
+
+/// `d.__await__()` / `iter(d)`: an iterator over `d`, the spare one if it is free.
+pub fn iterator_for<'py>(d: &Bound<'py, Deferred>) -> PyResult<Bound<'py, DeferredIterator>> {
+    let py = d.py();
+    #[cfg(not(Py_GIL_DISABLED))]
+    if let Some(spare) = SPARE.get(py) {
+        // `get_refcnt` is deprecated because a count means little on free-threaded
+        // builds; this code is only compiled for GIL builds, where it is exact.
+        #[allow(deprecated)]
+        let only_cached = spare.get_refcnt(py) == 1;
+        if only_cached {
+            // Only the cache holds it.  Take a reference first, so that whatever
+            // dropping the previous Deferred runs sees the spare in use.
+            let it = spare.bind(py).clone();
+            let previous = it.get().d.try_lock().map(|mut slot| slot.replace(d.clone().unbind()));
+            if let Some(previous) = previous {
+                drop(previous);
+                return Ok(it);
+            }
+        }
+    }
+    let it = Bound::new(py, DeferredIterator::new(d.clone().unbind()))?;
+    #[cfg(not(Py_GIL_DISABLED))]
+    if SPARE.get(py).is_none() {
+        let _ = SPARE.set(py, it.clone().unbind());
+    }
+    Ok(it)
 }
 
 /// What one step of the iterator gives: Twisted's generator yields the Deferred or
@@ -34,11 +71,16 @@ enum Step {
 
 impl DeferredIterator {
     pub fn new(d: Py<Deferred>) -> Self {
-        DeferredIterator { d }
+        DeferredIterator { d: spin::Mutex::new(Some(d)) }
     }
 
     fn step(&self, py: Python<'_>) -> PyResult<Step> {
-        let d = self.d.bind(py);
+        let d = self.d.try_lock().ok_or(InternalError::Busy)?.as_ref().map(|d| d.clone_ref(py));
+        let Some(d) = d else {
+            // Finished: as a finished generator, return None.
+            return Ok(Step::Return(py.None()));
+        };
+        let d = d.into_bound(py);
         let (ready, result, info) = {
             let st = d.get().lock()?;
             (
@@ -49,8 +91,10 @@ impl DeferredIterator {
         };
         if !ready {
             // We have no result to give: yield the Deferred to the driver.
-            return Ok(Step::Yield(d.clone().into_any().unbind()));
+            return Ok(Step::Yield(d.into_any().unbind()));
         }
+        // The generator ends here, with the result or the failure's exception.
+        self.finish();
         let result = result.map_or_else(|| py.None().into_bound(py), |r| r.into_bound(py));
         if imports::is_failure(&result)? {
             // The failure is handled by whoever awaited it: not "unhandled".  Twisted
@@ -63,6 +107,12 @@ impl DeferredIterator {
             result.call_method0(intern!(py, "raiseException"))?;
         }
         Ok(Step::Return(result.unbind()))
+    }
+
+    /// Let go of the Deferred: the iterator is finished.
+    fn finish(&self) {
+        let taken = self.d.try_lock().and_then(|mut slot| slot.take());
+        drop(taken);
     }
 
     /// One step, the generator way for `__next__`/`send`: the result is returned by
@@ -96,10 +146,20 @@ impl DeferredIterator {
         self.next_or_stop(py)
     }
 
-    fn close(&self) {}
+    /// Finish the iterator, as `close()` finishes a generator.
+    fn close(&self) {
+        self.finish();
+    }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.d)
+        match self.d.try_lock() {
+            Some(d) => visit.call(&*d),
+            None => Ok(()),
+        }
+    }
+
+    fn __clear__(&self) {
+        self.finish();
     }
 }
 

@@ -645,12 +645,12 @@ impl Deferred {
         Self::__str__(slf)
     }
 
-    fn __iter__(slf: &Bound<'_, Self>) -> DeferredIterator {
-        DeferredIterator::new(slf.clone().unbind())
+    fn __iter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, DeferredIterator>> {
+        crate::await_iter::iterator_for(slf)
     }
 
-    fn __await__(slf: &Bound<'_, Self>) -> DeferredIterator {
-        DeferredIterator::new(slf.clone().unbind())
+    fn __await__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, DeferredIterator>> {
+        crate::await_iter::iterator_for(slf)
     }
 
     #[getter]

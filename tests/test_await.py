@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import warnings
+import weakref
 from collections.abc import Generator, Iterator
 from typing import Any
 
@@ -68,6 +70,90 @@ def test_await_iterator_waits_while_paused(impl: Impl) -> None:
     d.unpause()
     with pytest.raises(StopIteration):
         next(it)
+
+
+@pytest.mark.parametrize("ending", ["result", "failure", "close"])
+def test_await_iterator_once_finished_returns_None(impl: Impl, ending: str) -> None:
+    """
+    Like Twisted's generator: once it returned the result, raised the failure or was
+    closed, the iterator is finished and stepping it returns None.
+    """
+    d: Any = impl.Deferred()
+    it = d.__await__()
+    assert next(it) is d
+    if ending == "close":
+        it.close()
+        d.callback("late")
+    elif ending == "result":
+        d.callback("value")
+        with pytest.raises(StopIteration) as first:
+            next(it)
+        assert first.value.value == "value"
+    else:
+        d.errback(KeyError("k"))
+        with pytest.raises(KeyError):
+            next(it)
+    for _ in range(2):
+        with pytest.raises(StopIteration) as again:
+            next(it)
+        assert again.value.value is None
+    d.addErrback(lambda _: None)
+
+
+def test_live_await_iterators_are_distinct(impl: Impl) -> None:
+    first: Any = impl.succeed("one")
+    second: Any = impl.succeed("two")
+    it1, it2 = first.__await__(), second.__await__()
+    assert it1 is not it2
+    with pytest.raises(StopIteration) as one:
+        next(it1)
+    del it1
+    it3 = impl.succeed("three").__await__()
+    with pytest.raises(StopIteration) as two:
+        next(it2)
+    with pytest.raises(StopIteration) as three:
+        next(it3)
+    assert (one.value.value, two.value.value, three.value.value) == ("one", "two", "three")
+
+
+def test_a_dropped_coroutine_lets_the_awaited_deferred_go(impl: Impl) -> None:
+    waiting: Any = impl.Deferred()
+    ref = weakref.ref(waiting)
+
+    async def main() -> None:
+        await waiting
+
+    coro = main()
+    coro.send(None)  # suspended in the await
+    del coro, waiting
+    gc.collect()
+    assert ref() is None
+
+
+def test_awaits_nested_in_callbacks_each_get_their_own_result(impl: Impl) -> None:
+    """
+    A callback run while a coroutine is inside an ``await`` awaits other Deferreds.
+    """
+    outer: Any = impl.Deferred()
+    seen: list[object] = []
+
+    def nested(result: object) -> object:
+        async def inner() -> object:
+            return (await impl.succeed("inner"), await impl.succeed(result))
+
+        seen.append(fired_with(impl.ensureDeferred(inner())))
+        return result
+
+    outer.addCallback(nested)
+
+    async def main() -> object:
+        first = await impl.succeed("first")
+        return first, await outer
+
+    d: Any = impl.ensureDeferred(main())
+    outer.callback("outer")
+    assert seen == [("inner", "outer")]
+    assert fired_with(d) == ("first", "outer")
 
 
 # -- coroutines -------------------------------------------------------------------------
