@@ -95,3 +95,30 @@ def test_plot_without_matplotlib_fails_before_measuring(
     """
     with pytest.raises(SystemExit, match="matplotlib"):
         main(["--quick", "--plot", str(tmp_path / "chart.png")])
+
+
+def test_floors_script_reports_every_case(capsys: pytest.CaptureFixture[str]) -> None:
+    """
+    ``benches/floors.py --quick`` measures Twisted, txdefer and the floor of each of
+    its cases, and the three agree on what each case computes.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent / "floors.py"
+    spec = importlib.util.spec_from_file_location("floors", path)
+    assert spec is not None and spec.loader is not None
+    floors = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(floors)
+    for name, variants in floors.CASES.items():
+        twisted_result = variants["Twisted"]()
+        ours = variants["txdefer"]()
+        outcomes = []
+        for d in (twisted_result, ours):
+            seen: list[object] = []
+            d.addBoth(seen.append)
+            outcomes.append(seen)
+        assert outcomes[0] == outcomes[1], name
+    assert floors.main(["--quick"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0][2:] for row in rows[2:]] == list(floors.CASES)

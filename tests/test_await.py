@@ -117,15 +117,19 @@ def test_live_await_iterators_are_distinct(impl: Impl) -> None:
 
 
 def test_a_dropped_coroutine_lets_the_awaited_deferred_go(impl: Impl) -> None:
-    waiting: Any = impl.Deferred()
-    ref = weakref.ref(waiting)
+    def start() -> tuple[Any, weakref.ref[Any]]:
+        waiting: Any = impl.Deferred()
 
-    async def main() -> None:
-        await waiting
+        async def main() -> None:
+            await waiting
 
-    coro = main()
-    coro.send(None)  # suspended in the await
-    del coro, waiting
+        coro = main()
+        coro.send(None)  # suspended in the await
+        return coro, weakref.ref(waiting)
+
+    coro, ref = start()
+    assert ref() is not None
+    del coro
     gc.collect()
     assert ref() is None
 

@@ -1109,7 +1109,7 @@ def test_a_replaced_init_runs_for_every_new_deferred(maker: str) -> None:
                 assert fired_with(d) == ("Failure", ValueError, "x")
             else:
                 # A generator lambda returns the value sent for its yield: 2.
-                d = impl.inlineCallbacks(lambda: (yield impl.succeed(2)))()
+                d = impl.inlineCallbacks(lambda impl=impl: (yield impl.succeed(2)))()
                 assert fired_with(d) == 2
         seen[impl.name] = calls
     assert seen["txdefer"] == seen["twisted"] != []
