@@ -28,38 +28,39 @@ pub struct DeferredIterator {
     d: spin::Mutex<Option<Py<Deferred>>>,
 }
 
-/// One spare iterator, handed out again once only this cache holds it: an `await`
-/// of a fired Deferred then allocates no iterator.  (GIL builds only: there a
+/// A finished iterator kept for the next `await`, so that an `await` of a fired
+/// Deferred usually allocates no iterator.  An iterator goes in when it finishes (if
+/// the slot is empty) and is taken out when handed out again, so the cache never
+/// holds an iterator in use nor keeps a Deferred alive.  (GIL builds only: there a
 /// reference count of one means no other code can see the object.)
 #[cfg(not(Py_GIL_DISABLED))]
-static SPARE: pyo3::sync::PyOnceLock<Py<DeferredIterator>> = pyo3::sync::PyOnceLock::new();
+static SPARE: spin::Mutex<Option<Py<DeferredIterator>>> = spin::Mutex::new(None);
 
-/// `d.__await__()` / `iter(d)`: an iterator over `d`, the spare one if it is free.
+/// `d.__await__()` / `iter(d)`: an iterator over `d`, the spare one if nothing else
+/// holds it.
 pub fn iterator_for<'py>(d: &Bound<'py, Deferred>) -> PyResult<Bound<'py, DeferredIterator>> {
     let py = d.py();
     #[cfg(not(Py_GIL_DISABLED))]
-    if let Some(spare) = SPARE.get(py) {
-        // `get_refcnt` is deprecated because a count means little on free-threaded
-        // builds; this code is only compiled for GIL builds, where it is exact.
-        #[allow(deprecated)]
-        let only_cached = spare.get_refcnt(py) == 1;
-        if only_cached {
-            // Only the cache holds it.  Take a reference first, so that whatever
-            // dropping the previous Deferred runs sees the spare in use.
-            let it = spare.bind(py).clone();
-            let previous = it.get().d.try_lock().map(|mut slot| slot.replace(d.clone().unbind()));
-            if let Some(previous) = previous {
-                drop(previous);
-                return Ok(it);
+    {
+        let spare = SPARE.try_lock().and_then(|mut slot| slot.take());
+        if let Some(spare) = spare {
+            // `get_refcnt` is deprecated because a count means little on free-threaded
+            // builds; this code is only compiled for GIL builds, where it is exact.
+            #[allow(deprecated)]
+            let only_here = spare.get_refcnt(py) == 1;
+            if only_here {
+                // Finished, and nobody else can see it: start it over on `d`.
+                let spare = spare.into_bound(py);
+                let slot = spare.get().d.try_lock().map(|mut slot| slot.replace(d.clone().unbind()));
+                if let Some(previous) = slot {
+                    drop(previous); // None: it was finished
+                    return Ok(spare);
+                }
             }
+            // Still referenced elsewhere (say, a finished iterator a caller kept): let it be.
         }
     }
-    let it = Bound::new(py, DeferredIterator::new(d.clone().unbind()))?;
-    #[cfg(not(Py_GIL_DISABLED))]
-    if SPARE.get(py).is_none() {
-        let _ = SPARE.set(py, it.clone().unbind());
-    }
-    Ok(it)
+    Bound::new(py, DeferredIterator::new(d.clone().unbind()))
 }
 
 /// What one step of the iterator gives: Twisted's generator yields the Deferred or
@@ -74,8 +75,9 @@ impl DeferredIterator {
         DeferredIterator { d: spin::Mutex::new(Some(d)) }
     }
 
-    fn step(&self, py: Python<'_>) -> PyResult<Step> {
-        let d = self.d.try_lock().ok_or(InternalError::Busy)?.as_ref().map(|d| d.clone_ref(py));
+    fn step(slf: &Bound<'_, Self>) -> PyResult<Step> {
+        let py = slf.py();
+        let d = slf.get().d.try_lock().ok_or(InternalError::Busy)?.as_ref().map(|d| d.clone_ref(py));
         let Some(d) = d else {
             // Finished: as a finished generator, return None.
             return Ok(Step::Return(py.None()));
@@ -94,7 +96,7 @@ impl DeferredIterator {
             return Ok(Step::Yield(d.into_any().unbind()));
         }
         // The generator ends here, with the result or the failure's exception.
-        self.finish();
+        Self::finish(slf);
         let result = result.map_or_else(|| py.None().into_bound(py), |r| r.into_bound(py));
         if imports::is_failure(&result)? {
             // The failure is handled by whoever awaited it: not "unhandled".  Twisted
@@ -109,16 +111,24 @@ impl DeferredIterator {
         Ok(Step::Return(result.unbind()))
     }
 
-    /// Let go of the Deferred: the iterator is finished.
-    fn finish(&self) {
-        let taken = self.d.try_lock().and_then(|mut slot| slot.take());
+    /// Let go of the Deferred: the iterator is finished.  It becomes the spare if
+    /// there is none.
+    fn finish(slf: &Bound<'_, Self>) {
+        let taken = slf.get().d.try_lock().and_then(|mut slot| slot.take());
+        #[cfg(not(Py_GIL_DISABLED))]
+        if let Some(mut spare) = SPARE.try_lock() {
+            if spare.is_none() {
+                *spare = Some(slf.clone().unbind());
+            }
+        }
         drop(taken);
     }
 
     /// One step, the generator way for `__next__`/`send`: the result is returned by
     /// raising `StopIteration(result)`.
-    fn next_or_stop(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        match self.step(py)? {
+    fn next_or_stop(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        match Self::step(slf)? {
             Step::Yield(d) => Ok(d),
             Step::Return(result) => {
                 // The `StopIteration(result)` instance made here and raised as it is:
@@ -137,18 +147,18 @@ impl DeferredIterator {
         slf
     }
 
-    fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.next_or_stop(py)
+    fn __next__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        Self::next_or_stop(slf)
     }
 
     /// The value sent in is ignored: the Deferred's own result is what counts.
-    fn send(&self, py: Python<'_>, _value: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.next_or_stop(py)
+    fn send(slf: &Bound<'_, Self>, _value: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        Self::next_or_stop(slf)
     }
 
     /// Finish the iterator, as `close()` finishes a generator.
-    fn close(&self) {
-        self.finish();
+    fn close(slf: &Bound<'_, Self>) {
+        Self::finish(slf);
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
@@ -159,7 +169,9 @@ impl DeferredIterator {
     }
 
     fn __clear__(&self) {
-        self.finish();
+        // Only let go of the Deferred: an object being cleared is not made the spare.
+        let taken = self.d.try_lock().and_then(|mut slot| slot.take());
+        drop(taken);
     }
 }
 
@@ -211,7 +223,7 @@ unsafe extern "C" fn am_send(
         // SAFETY: `iter` is a valid borrowed reference (above).
         let iter = unsafe { Bound::from_borrowed_ptr(py, iter) };
         let iter = iter.cast_into::<DeferredIterator>().map_err(PyErr::from)?;
-        iter.get().step(py)
+        DeferredIterator::step(&iter)
     }));
     let (status, object) = match outcome {
         Ok(Ok(Step::Yield(d))) => (PySendResult::PYGEN_NEXT, d.into_ptr()),

@@ -116,6 +116,29 @@ def test_live_await_iterators_are_distinct(impl: Impl) -> None:
     assert (one.value.value, two.value.value, three.value.value) == ("one", "two", "three")
 
 
+def test_an_abandoned_await_iterator_lets_its_deferred_go(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    ref = weakref.ref(d)
+    it = d.__await__()
+    assert next(it) is d
+    del it, d
+    gc.collect()
+    assert ref() is None
+
+
+def test_a_finished_iterator_still_held_is_not_handed_out_again(impl: Impl) -> None:
+    first = impl.succeed(1).__await__()
+    with pytest.raises(StopIteration):
+        next(first)
+    second = impl.succeed(2).__await__()
+    assert second is not first
+    with pytest.raises(StopIteration) as two:
+        next(second)
+    with pytest.raises(StopIteration) as again:
+        next(first)
+    assert (two.value.value, again.value.value) == (2, None)
+
+
 def test_a_dropped_coroutine_lets_the_awaited_deferred_go(impl: Impl) -> None:
     def start() -> tuple[Any, weakref.ref[Any]]:
         waiting: Any = impl.Deferred()
