@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from twisted.python.failure import Failure
 
-from tests.impls import Impl, captured_log, fired_with, result_of, unhandled_error_events
+from tests.impls import Impl, fired_with, result_of
 
 
 @pytest.fixture
@@ -124,26 +124,6 @@ def test_an_abandoned_await_iterator_lets_its_deferred_go(impl: Impl) -> None:
     del it, d
     gc.collect()
     assert ref() is None
-
-
-def test_a_failure_in_a_deferred_whose_iterator_was_abandoned_is_logged(impl: Impl) -> None:
-    """
-    The Deferred an abandoned iterator pointed at is collected when dropped, so its
-    unhandled failure is logged then, as on Twisted.
-    """
-    with captured_log() as events:
-        d: Any = impl.Deferred()
-        it = d.__await__()
-        assert next(it) is d
-        del it
-        d.errback(ValueError("abandoned"))
-        del d
-        gc.collect()
-        logged = unhandled_error_events(events)
-    assert logged == [
-        ("Unhandled error in Deferred:", True, "critical", None),
-        ("", None, "critical", (ValueError, "abandoned")),
-    ]
 
 
 def test_a_finished_iterator_still_held_is_not_handed_out_again(impl: Impl) -> None:

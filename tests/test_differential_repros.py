@@ -6,12 +6,13 @@ implementation under test and on Twisted and compares what is observable.
 
 from __future__ import annotations
 
+import gc
 import warnings
 from typing import Any
 
 from twisted.python.failure import Failure
 
-from tests.impls import TWISTED, Impl, result_of
+from tests.impls import TWISTED, Impl, captured_log, result_of, unhandled_error_events
 
 
 def _self_chained_then_unpaused(impl: Impl) -> tuple[object, ...]:
@@ -107,4 +108,33 @@ def test_pass_through_returning_the_deferred_itself_warns_as_twisted(impl: Impl)
     """
     expected = _called_back_with_itself_through_an_errback(TWISTED)
     assert _called_back_with_itself_through_an_errback(impl) == expected
+
+
+def _failure_after_abandoned_iterator(impl: Impl) -> list[tuple[Any, ...]]:
+    with captured_log() as events:
+        d: Any = impl.Deferred()
+        it = d.__await__()
+        assert next(it) is d
+        del it  # abandoned unfinished
+        d.errback(ValueError("abandoned"))
+        del d
+        gc.collect()
+        return unhandled_error_events(events)
+
+
+def test_failure_in_a_deferred_whose_await_iterator_was_abandoned_is_logged(
+    impl: Impl,
+) -> None:
+    """
+    An ``await`` iterator dropped before it finished must not keep its Deferred
+    alive (a reused spare iterator once did): the Deferred is collected when
+    dropped and its unhandled failure logged then, as on Twisted.  (Found at the
+    end of a program, ``TXDEFER_DIFF_SEED=20261130``.)
+    """
+    logged = _failure_after_abandoned_iterator(impl)
+    assert logged == _failure_after_abandoned_iterator(TWISTED)
+    assert logged == [
+        ("Unhandled error in Deferred:", True, "critical", None),
+        ("", None, "critical", (ValueError, "abandoned")),
+    ]
 
