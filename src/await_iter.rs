@@ -233,12 +233,7 @@ unsafe extern "C" fn am_send(
             (PySendResult::PYGEN_ERROR, std::ptr::null_mut())
         }
         Err(payload) => {
-            let message = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied())
-                .unwrap_or("panic in DeferredIterator");
-            pyo3::panic::PanicException::new_err(message.to_owned()).restore(py);
+            crate::errors::restore_panic(py, payload, "panic in DeferredIterator");
             (PySendResult::PYGEN_ERROR, std::ptr::null_mut())
         }
     };

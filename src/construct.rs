@@ -66,8 +66,9 @@ fn compiled_new(py: Python<'_>, cls: &Bound<'_, PyType>) -> Option<pyo3::ffi::ne
     // stopped on free-threaded builds, so a read cannot race with a write.
     let (new, init, base_new, base_init) =
         unsafe { ((*tp).tp_new, (*tp).tp_init, (*base_tp).tp_new, (*base_tp).tp_init) };
-    let same_new = matches!((new, base_new), (Some(a), Some(b)) if std::ptr::fn_addr_eq(a, b));
-    let same_init = matches!((init, base_init), (Some(a), Some(b)) if std::ptr::fn_addr_eq(a, b));
+    // Compared by address (`fn_addr_eq` needs a newer Rust than this crate's minimum).
+    let same_new = matches!((new, base_new), (Some(a), Some(b)) if a as usize == b as usize);
+    let same_init = matches!((init, base_init), (Some(a), Some(b)) if a as usize == b as usize);
     if same_new && same_init {
         new
     } else {
@@ -190,12 +191,7 @@ unsafe extern "C" fn vectorcall(
             std::ptr::null_mut()
         }
         Err(payload) => {
-            let message = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied())
-                .unwrap_or("panic while making a Deferred");
-            pyo3::panic::PanicException::new_err(message.to_owned()).restore(py);
+            crate::errors::restore_panic(py, payload, "panic while making a Deferred");
             std::ptr::null_mut()
         }
     }

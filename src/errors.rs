@@ -22,3 +22,16 @@ impl From<InternalError> for PyErr {
         PyRuntimeError::new_err(err.to_string())
     }
 }
+
+/// Raise a panic caught at a C entry point of the extension (a slot PyO3 does not
+/// wrap) as `pyo3_runtime.PanicException`, as PyO3's own entry points do; `what`
+/// stands in for a panic message that is not a string.
+pub fn restore_panic(py: pyo3::Python<'_>, payload: Box<dyn std::any::Any + Send>, what: &str) {
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or(what);
+    pyo3::panic::PanicException::new_err(message.to_owned()).restore(py);
+}
+
