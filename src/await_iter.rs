@@ -49,8 +49,10 @@ pub fn iterator_for<'py>(d: &Bound<'py, Deferred>) -> PyResult<Bound<'py, Deferr
             #[allow(deprecated)]
             let only_here = spare.get_refcnt(py) == 1;
             if only_here {
-                // Finished, and nobody else can see it: start it over on `d`.
+                // Finished, and nobody else can see it: start it over on `d`, in the
+                // collector's youngest generation, as a new object would be.
                 let spare = spare.into_bound(py);
+                renew_gc_generation(&spare);
                 let slot = spare.get().d.try_lock().map(|mut slot| slot.replace(d.clone().unbind()));
                 if let Some(previous) = slot {
                     drop(previous); // None: it was finished
@@ -61,6 +63,28 @@ pub fn iterator_for<'py>(d: &Bound<'py, Deferred>) -> PyResult<Bound<'py, Deferr
         }
     }
     Bound::new(py, DeferredIterator::new(d.clone().unbind()))
+}
+
+/// Move `it` to the garbage collector's youngest generation, where a newly made
+/// object starts.  A reused iterator may sit in an older generation (or be frozen by
+/// `gc.freeze()`); holding a young Deferred from there, it would make that Deferred
+/// and what it refers to look referenced from outside to every younger collection,
+/// delaying their collection (and the logging of their unhandled errors) until a
+/// full one, or for ever if frozen.
+#[cfg(not(Py_GIL_DISABLED))]
+fn renew_gc_generation(it: &Bound<'_, DeferredIterator>) {
+    let ptr = it.as_ptr();
+    // SAFETY: `ptr` is a live object (`it` holds a reference) of a type with
+    // `Py_TPFLAGS_HAVE_GC` (PyO3 sets it for a class with `__traverse__`), whose
+    // state is fully initialised.  `PyObject_GC_UnTrack` accepts a tracked or an
+    // untracked object; `PyObject_GC_Track` then gets an untracked one, as it
+    // requires, and links it into generation 0.  The thread is attached (`it` carries
+    // the `'py` token) and holds the GIL on this (GIL) build, so no collection runs
+    // concurrently, and nothing between the two calls can start one.
+    unsafe {
+        pyo3::ffi::PyObject_GC_UnTrack(ptr.cast());
+        pyo3::ffi::PyObject_GC_Track(ptr.cast());
+    }
 }
 
 /// What one step of the iterator gives: Twisted's generator yields the Deferred or

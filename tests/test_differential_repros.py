@@ -138,3 +138,40 @@ def test_failure_in_a_deferred_whose_await_iterator_was_abandoned_is_logged(
         ("", None, "critical", (ValueError, "abandoned")),
     ]
 
+
+
+def _cycle_through_a_frozen_spare_iterator(impl: Impl) -> list[tuple[Any, ...]]:
+    async def prime() -> None:
+        await impl.succeed(1)  # leaves a finished iterator behind (txdefer's spare)
+
+    impl.ensureDeferred(prime())
+    gc.collect()
+    gc.freeze()  # everything so far, the spare too, in the permanent generation
+    try:
+        with captured_log() as events:
+            waiting: Any = impl.Deferred()
+            failed: Any = impl.fail(ValueError("chained"))
+            waiting.chainDeferred(failed)
+
+            async def body() -> None:
+                await waiting  # through the reused spare, if any
+
+            impl.Deferred.fromCoroutine(body())
+            del waiting, failed, body
+            gc.collect()
+            return unhandled_error_events(events)
+    finally:
+        gc.unfreeze()
+
+
+def test_a_cycle_through_a_reused_await_iterator_is_collected(impl: Impl) -> None:
+    """
+    A coroutine waiting on a Deferred, in a cycle with it, is collected when dropped
+    even when its ``await`` iterator is a reused one that had been frozen: the
+    iterator re-enters the collector's youngest generation when reused.  (Found by
+    the differential programs: ``TXDEFER_DIFF_SEED=20261130``, whose harness freezes
+    what exists before each program.)
+    """
+    logged = _cycle_through_a_frozen_spare_iterator(impl)
+    assert logged == _cycle_through_a_frozen_spare_iterator(TWISTED)
+    assert ("", None, "critical", (ValueError, "chained")) in logged
