@@ -149,15 +149,17 @@ def _cycle_through_a_frozen_spare_iterator(impl: Impl) -> list[tuple[Any, ...]]:
     gc.freeze()  # everything so far, the spare too, in the permanent generation
     try:
         with captured_log() as events:
-            waiting: Any = impl.Deferred()
-            failed: Any = impl.fail(ValueError("chained"))
-            waiting.chainDeferred(failed)
 
-            async def body() -> None:
-                await waiting  # through the reused spare, if any
+            def start() -> None:
+                waiting: Any = impl.Deferred()
+                waiting.chainDeferred(impl.fail(ValueError("chained")))
 
-            impl.Deferred.fromCoroutine(body())
-            del waiting, failed, body
+                async def body() -> None:
+                    await waiting  # through the reused spare, if any
+
+                impl.Deferred.fromCoroutine(body())
+
+            start()  # everything it made is dropped on return
             gc.collect()
             return unhandled_error_events(events)
     finally:
