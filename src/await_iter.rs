@@ -31,16 +31,16 @@ pub struct DeferredIterator {
 /// A finished iterator kept for the next `await`, so that an `await` of a fired
 /// Deferred usually allocates no iterator.  An iterator goes in when it finishes (if
 /// the slot is empty) and is taken out when handed out again, so the cache never
-/// holds an iterator in use nor keeps a Deferred alive.  (GIL builds only: there a
-/// reference count of one means no other code can see the object.)
-#[cfg(not(Py_GIL_DISABLED))]
+/// holds an iterator in use nor keeps a Deferred alive.  (CPython GIL builds only:
+/// there a reference count of one means no other code can see the object.)
+#[cfg(not(any(Py_GIL_DISABLED, PyPy, GraalPy)))]
 static SPARE: spin::Mutex<Option<Py<DeferredIterator>>> = spin::Mutex::new(None);
 
 /// `d.__await__()` / `iter(d)`: an iterator over `d`, the spare one if nothing else
 /// holds it.
 pub fn iterator_for<'py>(d: &Bound<'py, Deferred>) -> PyResult<Bound<'py, DeferredIterator>> {
     let py = d.py();
-    #[cfg(not(Py_GIL_DISABLED))]
+    #[cfg(not(any(Py_GIL_DISABLED, PyPy, GraalPy)))]
     {
         let spare = SPARE.try_lock().and_then(|mut slot| slot.take());
         if let Some(spare) = spare {
@@ -71,7 +71,7 @@ pub fn iterator_for<'py>(d: &Bound<'py, Deferred>) -> PyResult<Bound<'py, Deferr
 /// and what it refers to look referenced from outside to every younger collection,
 /// delaying their collection (and the logging of their unhandled errors) until a
 /// full one, or for ever if frozen.
-#[cfg(not(Py_GIL_DISABLED))]
+#[cfg(not(any(Py_GIL_DISABLED, PyPy, GraalPy)))]
 fn renew_gc_generation(it: &Bound<'_, DeferredIterator>) {
     let ptr = it.as_ptr();
     // SAFETY: `ptr` is a live object (`it` holds a reference) of a type with
@@ -139,7 +139,7 @@ impl DeferredIterator {
     /// there is none.
     fn finish(slf: &Bound<'_, Self>) {
         let taken = slf.get().d.try_lock().and_then(|mut slot| slot.take());
-        #[cfg(not(Py_GIL_DISABLED))]
+        #[cfg(not(any(Py_GIL_DISABLED, PyPy, GraalPy)))]
         if let Some(mut spare) = SPARE.try_lock() {
             if spare.is_none() {
                 *spare = Some(slf.clone().unbind());
