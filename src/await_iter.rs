@@ -138,13 +138,19 @@ impl DeferredIterator {
     /// Let go of the Deferred: the iterator is finished.  It becomes the spare if
     /// there is none.
     fn finish(slf: &Bound<'_, Self>) {
-        let taken = slf.get().d.try_lock().and_then(|mut slot| slot.take());
         #[cfg(not(any(Py_GIL_DISABLED, PyPy, GraalPy)))]
         if let Some(mut spare) = SPARE.try_lock() {
             if spare.is_none() {
                 *spare = Some(slf.clone().unbind());
             }
         }
+        slf.get().release();
+    }
+
+    /// Drop the reference to the Deferred (outside the lock).
+    #[inline]
+    fn release(&self) {
+        let taken = self.d.try_lock().and_then(|mut slot| slot.take());
         drop(taken);
     }
 
@@ -194,8 +200,7 @@ impl DeferredIterator {
 
     fn __clear__(&self) {
         // Only let go of the Deferred: an object being cleared is not made the spare.
-        let taken = self.d.try_lock().and_then(|mut slot| slot.take());
-        drop(taken);
+        self.release();
     }
 }
 

@@ -7,8 +7,8 @@
 //! off and the public class still has the compiled `__new__` and `__init__` (nobody
 //! assigned `Deferred.__init__ = ...`), `__init__` would do nothing but set the
 //! canceller: the object is then made by `__new__` alone and the canceller stored
-//! directly.  Otherwise the class is called, as Twisted calls it, so a replaced
-//! `__init__` runs and debug mode records the creator stack.
+//! directly.  Otherwise the call goes to `type.__call__`, as without this module, so
+//! a replaced `__init__` runs and debug mode records the creator stack.
 
 use pyo3::prelude::*;
 use pyo3::types::PyType;
@@ -21,14 +21,12 @@ pub fn new_public<'py>(
     canceller: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, Deferred>> {
     let cls = public_type(py)?;
-    if crate::debug_flag::public_switch(cls) == Some(false) {
-        if let Some(new) = compiled_new(py, cls) {
-            let d = new_without_init(py, cls, new)?;
-            if let Some(canceller) = canceller.filter(|c| !c.is_none()) {
-                d.get().lock()?.canceller = Some(canceller.clone().unbind());
-            }
-            return Ok(d);
+    if let Some(new) = new_alone(py, cls) {
+        let d = new_without_init(py, cls, new)?;
+        if let Some(canceller) = canceller.filter(|c| !c.is_none()) {
+            d.get().lock()?.canceller = Some(canceller.clone().unbind());
         }
+        return Ok(d);
     }
     let args = match canceller {
         Some(canceller) => vec![cls.clone().into_any(), canceller.clone()],
@@ -36,6 +34,18 @@ pub fn new_public<'py>(
     };
     let d = type_call(py, args, None)?;
     Ok(d.cast_into::<Deferred>()?)
+}
+
+/// The `tp_new` that makes a Deferred of the public class `cls` on its own, when
+/// `__init__` would add nothing: debugging is off and `cls` still has the compiled
+/// `__new__` and `__init__`.  `None` when the class must be called in full.
+#[inline]
+fn new_alone(py: Python<'_>, cls: &Bound<'_, PyType>) -> Option<pyo3::ffi::newfunc> {
+    if crate::debug_flag::public_switch(cls) == Some(false) {
+        compiled_new(py, cls)
+    } else {
+        None
+    }
 }
 
 /// `type.__call__(cls, *args, **kwargs)` (`args[0]` is `cls`): `__new__`, then
@@ -103,8 +113,7 @@ fn new_without_init<'py>(
 /// the tests.)
 #[pyfunction]
 pub fn _constructs_without_init(py: Python<'_>) -> PyResult<bool> {
-    let cls = public_type(py)?;
-    Ok(crate::debug_flag::public_switch(cls) == Some(false) && compiled_new(py, cls).is_some())
+    Ok(new_alone(py, public_type(py)?).is_some())
 }
 
 /// Give the public class a vectorcall entry for `Deferred()` and

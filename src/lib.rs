@@ -1,7 +1,7 @@
 //! `txdefer._core`: Twisted's `Deferred`, in Rust.
 //!
 //! This file only assembles the module; each concept lives in its own file:
-//! `deferred` (the class), `construct` (making one from Rust), `deferred_list` (`DeferredList`'s bookkeeping), `callbacks` (the chain's entries and queue),
+//! `deferred` (the class), `construct` (making one), `deferred_list` (`DeferredList`'s bookkeeping), `callbacks` (the chain's entries and queue),
 //! `debug_flag` (`Deferred.debug`), `runner`
 //! (running the chain), `await_iter` (`await d`), `callback_view` (Twisted-shaped
 //! access to the chain, interop with Twisted's own class), `inline_callbacks` (the
