@@ -185,6 +185,24 @@ fn version_tag(_cls: &Bound<'_, PyType>) -> u32 {
     0
 }
 
+/// The version tag of `obj`'s class (see `version_tag`), 0 where there is none to
+/// rely on.
+#[cfg(not(any(Py_GIL_DISABLED, PyPy, GraalPy)))]
+#[inline]
+pub fn type_version_tag(obj: &Bound<'_, PyAny>) -> u32 {
+    // SAFETY: as in `version_tag`: `obj` is alive for this call, so its class is a
+    // live, initialised `PyTypeObject` (an object holds a reference to its class);
+    // the read is a plain `u32` load, and CPython writes the field only under the
+    // GIL, which this thread holds.
+    unsafe { (*obj.get_type_ptr()).tp_version_tag }
+}
+
+#[cfg(any(Py_GIL_DISABLED, PyPy, GraalPy))]
+#[inline]
+pub fn type_version_tag(_obj: &Bound<'_, PyAny>) -> u32 {
+    0
+}
+
 /// Give the public class its `debug` descriptor (called once, by `_register_public`).
 pub fn register(cls: &Bound<'_, PyType>) -> PyResult<()> {
     let py = cls.py();

@@ -179,15 +179,30 @@ impl ResultKind {
 }
 
 /// Classify `obj` by its real type in one walk of the MRO, by identity: no
-/// `__instancecheck__`, no `__class__` lookup, no Python code.
+/// `__instancecheck__`, no `__class__` lookup, no Python code.  The answer for the
+/// last few classes seen is remembered by their version tag (see `classified`).
+///
+/// Inlined into the callback loop: `None`, `int`, `str` and a remembered class
+/// take a few instructions; everything else goes to `classify_slow`.
+#[inline(always)]
 pub fn classify(obj: &Bound<'_, PyAny>) -> PyResult<ResultKind> {
-    use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
-    // The results callbacks return most often: builtins, which are never a Deferred
-    // or a Failure (type pointer comparisons only).
-    if obj.is_none()
-        || obj.is_exact_instance_of::<PyInt>()
-        || obj.is_exact_instance_of::<PyString>()
-        || obj.is_exact_instance_of::<PyTuple>()
+    use pyo3::types::{PyInt, PyString};
+    if obj.is_none() || obj.is_exact_instance_of::<PyInt>() || obj.is_exact_instance_of::<PyString>() {
+        return Ok(ResultKind::Plain);
+    }
+    let tag = crate::debug_flag::type_version_tag(obj);
+    match classified(tag) {
+        Some(kind) => Ok(kind),
+        None => classify_slow(obj, tag),
+    }
+}
+
+#[inline(never)]
+fn classify_slow(obj: &Bound<'_, PyAny>, tag: u32) -> PyResult<ResultKind> {
+    use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyList};
+    // Other builtins a callback often returns, which are never a Deferred or a
+    // Failure (type pointer comparisons only).
+    if obj.is_exact_instance_of::<PyTuple>()
         || obj.is_exact_instance_of::<PyList>()
         || obj.is_exact_instance_of::<PyDict>()
         || obj.is_exact_instance_of::<PyBool>()
@@ -214,15 +229,58 @@ pub fn classify(obj: &Bound<'_, PyAny>) -> PyResult<ResultKind> {
             None
         }
     };
-    if let Some(kind) = check(obj.get_type_ptr().cast()) {
-        return Ok(kind);
+    let kind = match check(obj.get_type_ptr().cast()) {
+        Some(kind) => kind,
+        None => {
+            let mro: Bound<'_, PyTuple> = obj.get_type().mro();
+            mro.as_slice()
+                .iter()
+                .find_map(|t| check(t.as_ptr()))
+                .unwrap_or(ResultKind::Plain)
+        }
+    };
+    // Only once every class it compares with is known: before that, an answer
+    // could change.
+    if !foreign.is_null() && !public.is_null() {
+        remember(tag, kind);
     }
-    let mro: Bound<'_, PyTuple> = obj.get_type().mro();
-    Ok(mro
-        .as_slice()
-        .iter()
-        .find_map(|t| check(t.as_ptr()))
-        .unwrap_or(ResultKind::Plain))
+    Ok(kind)
+}
+
+/// Classes recently classified, by version tag: `tag << 8 | kind`, in one of four
+/// entries chosen by the tag's low bits.  A version tag is never handed out twice
+/// and is reset when the class, or any class in its MRO, changes (see
+/// `debug_flag::type_version_tag`), so an entry whose tag matches the object's
+/// class is that class as it was classified.  Tag 0 (none) is never stored or
+/// matched.
+static CLASSIFIED: [std::sync::atomic::AtomicU64; 4] = [const { std::sync::atomic::AtomicU64::new(0) }; 4];
+
+const KINDS: [ResultKind; 4] = [
+    ResultKind::Plain,
+    ResultKind::Failure,
+    ResultKind::Deferred,
+    ResultKind::ForeignDeferred,
+];
+
+#[inline]
+fn classified(tag: u32) -> Option<ResultKind> {
+    if tag == 0 {
+        return None;
+    }
+    let entry = CLASSIFIED[(tag & 3) as usize].load(std::sync::atomic::Ordering::Relaxed);
+    if (entry >> 8) as u32 == tag {
+        KINDS.get((entry & 0xff) as usize).copied()
+    } else {
+        None
+    }
+}
+
+fn remember(tag: u32, kind: ResultKind) {
+    if tag == 0 {
+        return;
+    }
+    let index = KINDS.iter().position(|k| *k == kind).unwrap_or(0) as u64;
+    CLASSIFIED[(tag & 3) as usize].store(u64::from(tag) << 8 | index, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// `isinstance(obj, Failure)`, by the object's real type.

@@ -6,7 +6,9 @@
 //! (running the chain), `await_iter` (`await d`), `callback_view` (Twisted-shaped
 //! access to the chain, interop with Twisted's own class), `inline_callbacks` (the
 //! generator/coroutine driver), `shortcuts` (`fail`,
-//! `maybeDeferred`), `imports` (cached Python objects), `errors` (internal errors).
+//! `maybeDeferred`), `slots` (attributes kept in Rust for the concurrency
+//! primitives), `lock` (`DeferredLock`, `DeferredSemaphore`), `queue`
+//! (`DeferredQueue`), `imports` (cached Python objects), `errors` (internal errors).
 
 mod await_iter;
 mod callback_view;
@@ -18,8 +20,11 @@ mod deferred_list;
 mod errors;
 mod imports;
 mod inline_callbacks;
+mod lock;
+mod queue;
 mod runner;
 mod shortcuts;
+mod slots;
 
 use pyo3::prelude::*;
 
@@ -106,6 +111,12 @@ mod _core {
     use super::shortcuts::{fail, maybe_deferred};
     #[pymodule_export]
     use super::deferred_list::{collect, parse_deferred_list_result, Collector};
+    #[pymodule_export]
+    use super::slots::{Field, Slots};
+    #[pymodule_export]
+    use super::lock::{LockBase, SemaphoreBase};
+    #[pymodule_export]
+    use super::queue::QueueBase;
     #[pymodule_export]
     use super::inline_callbacks::{cancellable_inline_callbacks, ensure_deferred, Driver, DriverResume};
 

@@ -505,3 +505,31 @@ def test_addTimeout_short_timeouts(impl: Impl, timeout: float) -> None:
     d.addTimeout(timeout, clock)
     clock.advance(timeout)
     assert fired_with(d) == ("Failure", TimeoutError, f"({timeout}, 'Deferred')")
+
+
+def test_result_class_whose_bases_change_is_recognised_afresh(impl: Impl) -> None:
+    # txdefer remembers, per class version, whether a result's class is a Failure
+    # or a Deferred; assigning __bases__ gives the class a new version.
+    class NotFailure(BaseException):
+        pass
+
+    class Odd(NotFailure):
+        pass
+
+    failure = Failure(ValueError("boom"))
+    odd: Any = Odd.__new__(Odd)
+    odd.__dict__.update(failure.__dict__)
+
+    def run() -> Any:
+        d = impl.Deferred()
+        d.addCallback(lambda _: odd)
+        d.addErrback(lambda f: ("errback", f.type))
+        d.callback(None)
+        return result_of(d)
+
+    for _ in range(3):
+        assert run() is odd
+        Odd.__bases__ = (Failure,)
+        assert run() == ("errback", ValueError)
+        assert run() == ("errback", ValueError)
+        Odd.__bases__ = (NotFailure,)

@@ -54,3 +54,31 @@ def test_deferred_of_int_type_checks(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout
     assert 'Revealed type is "txdefer._deferred.Deferred[int]"' in proc.stdout
+
+
+def test_primitives_type_check(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        textwrap.dedent(
+            """
+            from txdefer import Deferred, DeferredLock, DeferredQueue, DeferredSemaphore
+
+            lock = DeferredLock()
+            locked: bool = lock.locked
+            acquired: Deferred[DeferredLock] = lock.acquire()
+            queue: DeferredQueue[int] = DeferredQueue()
+            queue.put(1)
+            reveal_type(queue.get())
+            tokens: int = DeferredSemaphore(2).tokens
+            """
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", str(sample)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout
+    assert 'Revealed type is "txdefer._deferred.Deferred[int]"' in proc.stdout

@@ -139,6 +139,45 @@ class DebugAttribute:
     def __set__(self, instance: object, value: object, /) -> None: ...
     def __delete__(self, instance: object, /) -> None: ...
 
+_V = TypeVar("_V")
+
+@disjoint_base
+class Slots:
+    """The compiled base of the concurrency primitives: their attributes."""
+
+    def __new__(cls, *_args: object, **_kwargs: object) -> Self: ...
+    def _slot_items(self, names: list[str]) -> dict[str, Any]: ...
+
+@final
+class Field(Generic[_V]):
+    """One attribute of a primitive, kept in `Slots`, as an instance attribute."""
+
+    def __new__(cls, name: str, index: int, *default: _V) -> Self: ...
+    @overload
+    def __get__(self, instance: None, owner: type | None = None, /) -> _V: ...
+    @overload
+    def __get__(self, instance: object, owner: type | None = None, /) -> _V: ...
+    def __set__(self, instance: object, value: _V, /) -> None: ...
+    def __delete__(self, instance: object, /) -> None: ...
+
+class LockBase(Slots):
+    """The compiled `acquire` and `release` of `DeferredLock`."""
+
+    def acquire(self) -> Deferred[Self]: ...
+    def release(self) -> None: ...
+
+class SemaphoreBase(Slots):
+    """The compiled `acquire` and `release` of `DeferredSemaphore`."""
+
+    def acquire(self) -> Deferred[Self]: ...
+    def release(self) -> None: ...
+
+class QueueBase(Slots):
+    """The compiled `put` and `get` of `DeferredQueue`."""
+
+    def put(self, obj: Any) -> None: ...
+    def get(self) -> Deferred[Any]: ...
+
 @final
 class _InlineResume:
     def __call__(self, result: object) -> None: ...
@@ -146,6 +185,11 @@ class _InlineResume:
 __all__ = [
     "CallbackList",
     "DebugAttribute",
+    "Field",
+    "LockBase",
+    "QueueBase",
+    "SemaphoreBase",
+    "Slots",
     "DeferredBase",
     "DeferredIterator",
     "Resume",

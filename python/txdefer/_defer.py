@@ -10,7 +10,7 @@ plain values are Twisted's own objects, re-exported unchanged.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from twisted.internet.defer import (  # noqa: F401  (re-exported)
     FAILURE,
@@ -268,47 +268,36 @@ class _ConcurrencyPrimitive(ABC):
         pass
 
 
-class DeferredLock(_ConcurrencyPrimitive):
+class DeferredLock(_core.LockBase, _ConcurrencyPrimitive):
     """
     A lock for event driven systems.
 
-    ``locked`` is True while the lock is held.
+    ``locked`` is True while the lock is held.  ``acquire`` and ``release`` are
+    compiled; ``waiting`` and ``locked`` are kept by the compiled base.
     """
 
-    locked = False
+    waiting: _core.Field[list[Deferred]] = _core.Field("waiting", 0)
+    locked: _core.Field[bool] = _core.Field("locked", 1, False)
 
     def _cancelAcquire(self, d):
         self.waiting.remove(d)
 
-    def acquire(self):
-        """
-        Return a Deferred that fires with this lock once it is acquired.
-        """
-        if self.locked:
-            d = Deferred(self._cancelAcquire)
-            self.waiting.append(d)
-            return d
-        # Free: what Twisted's Deferred(self._cancelAcquire) and d.callback(self)
-        # leave (firing drops the canceller), built in one step.
-        self.locked = True
-        return succeed(self)
+    def __getstate__(self):
+        return _slot_state(self, ("waiting", "locked"))
 
-    def release(self):
-        """
-        Release the lock; the first waiter, if any, acquires it.
-        """
-        assert self.locked, "Tried to release an unlocked lock"
-        self.locked = False
-        if self.waiting:
-            self.locked = True
-            d = self.waiting.pop(0)
-            d.callback(self)
+    def __setstate__(self, state):
+        _set_slot_state(self, state)
 
 
-class DeferredSemaphore(_ConcurrencyPrimitive):
+class DeferredSemaphore(_core.SemaphoreBase, _ConcurrencyPrimitive):
     """
     A semaphore for event driven systems: at most ``limit`` users at once.
+    ``tokens`` is ``limit`` less the users holding it.
     """
+
+    waiting: _core.Field[list[Deferred]] = _core.Field("waiting", 0)
+    tokens: _core.Field[int] = _core.Field("tokens", 1)
+    limit: _core.Field[int] = _core.Field("limit", 2)
 
     def __init__(self, tokens: int) -> None:
         _ConcurrencyPrimitive.__init__(self)
@@ -320,79 +309,62 @@ class DeferredSemaphore(_ConcurrencyPrimitive):
     def _cancelAcquire(self, d):
         self.waiting.remove(d)
 
-    def acquire(self):
-        """
-        Return a Deferred that fires with this semaphore once a token is acquired.
-        """
-        assert (
-            self.tokens >= 0
-        ), "Internal inconsistency??  tokens should never be negative"
-        if not self.tokens:
-            d = Deferred(self._cancelAcquire)
-            self.waiting.append(d)
-            return d
-        # A token is free: built in one step, as for DeferredLock.acquire.
-        self.tokens = self.tokens - 1
-        return succeed(self)
+    def __getstate__(self):
+        return _slot_state(self, ("waiting", "tokens", "limit"))
 
-    def release(self):
-        """
-        Release a token; the first waiter, if any, acquires it.
-        """
-        assert (
-            self.tokens < self.limit
-        ), "Someone released me too many times: too many tokens!"
-        self.tokens = self.tokens + 1
-        if self.waiting:
-            self.tokens = self.tokens - 1
-            d = self.waiting.pop(0)
-            d.callback(self)
+    def __setstate__(self, state):
+        _set_slot_state(self, state)
 
 
-class DeferredQueue:
+_T = TypeVar("_T")
+
+
+class DeferredQueue(_core.QueueBase, Generic[_T]):
     """
     An event driven queue: ``get()`` returns a Deferred that fires when an object is
     available.  ``size`` bounds the pending objects (``QueueOverflow``), ``backlog``
     the waiting gets (``QueueUnderflow``); ``None`` for no limit.
     """
 
+    waiting: _core.Field[list[Deferred[_T]]] = _core.Field("waiting", 0)
+    pending: _core.Field[list[_T]] = _core.Field("pending", 1)
+    size: _core.Field[int | None] = _core.Field("size", 2)
+    backlog: _core.Field[int | None] = _core.Field("backlog", 3)
+
     def __init__(self, size=None, backlog=None) -> None:
-        self.waiting: list[Deferred] = []
-        self.pending: list[Any] = []
+        self.waiting = []
+        self.pending = []
         self.size = size
         self.backlog = backlog
 
-    def __class_getitem__(cls, item):
-        from types import GenericAlias
+    if TYPE_CHECKING:
 
-        return GenericAlias(cls, item)
+        def put(self, obj: _T) -> None: ...
+        def get(self) -> Deferred[_T]: ...
 
     def _cancelGet(self, d):
         self.waiting.remove(d)
 
-    def put(self, obj):
-        """
-        Add an object to this queue.
-        """
-        if self.waiting:
-            self.waiting.pop(0).callback(obj)
-        elif self.size is None or len(self.pending) < self.size:
-            self.pending.append(obj)
-        else:
-            raise QueueOverflow()
+    def __getstate__(self):
+        return _slot_state(self, ("waiting", "pending", "size", "backlog"))
 
-    def get(self):
-        """
-        Attempt to retrieve and remove an object from the queue.
-        """
-        if self.pending:
-            return succeed(self.pending.pop(0))
-        elif self.backlog is None or len(self.waiting) < self.backlog:
-            d = Deferred(self._cancelGet)
-            self.waiting.append(d)
-            return d
-        else:
-            raise QueueUnderflow()
+    def __setstate__(self, state):
+        _set_slot_state(self, state)
+
+
+def _slot_state(obj, names):
+    """
+    What Twisted's instance ``__dict__`` would hold: the compiled attributes that
+    are set, then the rest of ``__dict__`` (for ``copy`` and ``pickle``).
+    """
+    state = obj._slot_items(names)
+    state.update(obj.__dict__)
+    return state
+
+
+def _set_slot_state(obj, state):
+    for name, value in state.items():
+        setattr(obj, name, value)
 
 
 class DeferredFilesystemLock(lockfile.FilesystemLock):

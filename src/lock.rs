@@ -1,0 +1,154 @@
+//! `acquire` and `release` of `DeferredLock` and `DeferredSemaphore`, compiled.
+//!
+//! The public classes (in `txdefer/_defer.py`) derive from these bases and from
+//! `_ConcurrencyPrimitive`, which keeps `run`, `__aenter__` and `__aexit__` in
+//! Python.  The steps are Twisted's, in Twisted's order; the attributes they use
+//! live in `Slots` (see `slots.rs`).  The canceller of a waiting acquire is
+//! `self._cancelAcquire`, looked up on the instance as Twisted does, so a subclass
+//! may override it.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyTuple};
+use pyo3::intern;
+
+use crate::construct::new_public;
+use crate::deferred::succeed;
+use crate::slots::{append, assertion, asserts_enabled, fire, pop_first, Slots, WAITING};
+
+/// `DeferredLock.locked`.
+const LOCKED: usize = 1;
+/// `DeferredSemaphore.tokens` and `.limit`.
+const TOKENS: usize = 1;
+const LIMIT: usize = 2;
+
+/// A waiting acquire: `Deferred(canceller=self._cancelAcquire)`, appended to
+/// `self.waiting`.
+fn wait<'py>(slf: &Bound<'py, PyAny>, slots: &Slots) -> PyResult<Bound<'py, PyAny>> {
+    let canceller = slf.getattr(intern!(slf.py(), "_cancelAcquire"))?;
+    let d = new_public(slf.py(), Some(&canceller))?.into_any();
+    append(&slots.require(slf, WAITING, "waiting")?, &d)?;
+    Ok(d)
+}
+
+/// The first waiter, if any: `self.waiting.pop(0)` when `self.waiting` is true.
+fn first_waiter<'py>(slf: &Bound<'py, PyAny>, slots: &Slots) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let waiting = slots.require(slf, WAITING, "waiting")?;
+    if waiting.is_truthy()? {
+        Ok(Some(pop_first(&waiting)?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// The compiled base of `txdefer.DeferredLock`.
+#[pyclass(module = "txdefer._core", name = "LockBase", extends = Slots, subclass, frozen)]
+pub struct LockBase;
+
+#[pymethods]
+impl LockBase {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyClassInitializer<Self> {
+        PyClassInitializer::from(Slots::default()).add_subclass(Self)
+    }
+
+    /// Attempt to acquire the lock.  Returns a Deferred that fires with this lock
+    /// once it is acquired: at once (already fired) if the lock is free, otherwise
+    /// when the waiters before it have released it.  Cancelling a waiting acquire
+    /// removes it from `waiting`.
+    fn acquire<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let slots = slf.as_super().get();
+        let any = slf.as_any();
+        if is_locked(any, slots)? {
+            return wait(any, slots);
+        }
+        // Free: what Twisted's `Deferred(self._cancelAcquire)` then `d.callback(self)`
+        // leave (firing drops the canceller), made in one step.
+        slots.set(LOCKED, Some(flag(py, true)))?;
+        Ok(succeed(py, any.clone())?.into_any())
+    }
+
+    /// Release the lock.  The first Deferred waiting, if any, fires with the lock,
+    /// which stays locked for it.  `AssertionError` if the lock is not locked.
+    fn release(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let slots = slf.as_super().get();
+        let any = slf.as_any();
+        if asserts_enabled(py)? && !is_locked(any, slots)? {
+            return Err(assertion("Tried to release an unlocked lock"));
+        }
+        slots.set(LOCKED, Some(flag(py, false)))?;
+        if let Some(d) = first_waiter(any, slots)? {
+            slots.set(LOCKED, Some(flag(py, true)))?;
+            fire(&d, any.clone())?;
+        }
+        Ok(())
+    }
+}
+
+/// `True` or `False`.
+fn flag(py: Python<'_>, value: bool) -> Py<PyAny> {
+    PyBool::new(py, value).to_owned().into_any().unbind()
+}
+
+/// `bool(self.locked)`, the class default (`False`) while unset.
+fn is_locked(slf: &Bound<'_, PyAny>, slots: &Slots) -> PyResult<bool> {
+    match slots.get(slf.py(), LOCKED)? {
+        Some(l) => l.bind(slf.py()).is_truthy(),
+        None => Ok(false),
+    }
+}
+
+/// The compiled base of `txdefer.DeferredSemaphore`.
+#[pyclass(module = "txdefer._core", name = "SemaphoreBase", extends = Slots, subclass, frozen)]
+pub struct SemaphoreBase;
+
+#[pymethods]
+impl SemaphoreBase {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyClassInitializer<Self> {
+        PyClassInitializer::from(Slots::default()).add_subclass(Self)
+    }
+
+    /// Attempt to acquire a token.  Returns a Deferred that fires with this
+    /// semaphore once a token is acquired: at once if one is free, otherwise when
+    /// one is released to it.  Cancelling a waiting acquire removes it from
+    /// `waiting`.
+    fn acquire<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let slots = slf.as_super().get();
+        let any = slf.as_any();
+        let tokens = slots.require(any, TOKENS, "tokens")?;
+        if asserts_enabled(py)? && !tokens.ge(0)? {
+            return Err(assertion("Internal inconsistency??  tokens should never be negative"));
+        }
+        if !tokens.is_truthy()? {
+            return wait(any, slots);
+        }
+        slots.set(TOKENS, Some(tokens.sub(1)?.unbind()))?;
+        Ok(succeed(py, any.clone())?.into_any())
+    }
+
+    /// Release a token.  The first Deferred waiting, if any, fires with the
+    /// semaphore, taking the token.  `AssertionError` if every token is already
+    /// free.
+    fn release(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let slots = slf.as_super().get();
+        let any = slf.as_any();
+        let tokens = slots.require(any, TOKENS, "tokens")?;
+        if asserts_enabled(py)? && !tokens.lt(slots.require(any, LIMIT, "limit")?)? {
+            return Err(assertion("Someone released me too many times: too many tokens!"));
+        }
+        let tokens = tokens.add(1)?;
+        slots.set(TOKENS, Some(tokens.clone().unbind()))?;
+        if let Some(d) = first_waiter(any, slots)? {
+            let tokens = slots.require(any, TOKENS, "tokens")?.sub(1)?;
+            slots.set(TOKENS, Some(tokens.unbind()))?;
+            fire(&d, any.clone())?;
+        }
+        Ok(())
+    }
+}
