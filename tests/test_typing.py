@@ -78,6 +78,7 @@ def test_primitives_type_check(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=300,
+        check=False,
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout

@@ -10,7 +10,7 @@ plain values are Twisted's own objects, re-exported unchanged.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from twisted.internet.defer import (  # noqa: F401  (re-exported)
     FAILURE,
