@@ -121,7 +121,11 @@ fn already_called(d: &Bound<'_, Deferred>) -> PyResult<PyErr> {
 pub fn start_run(d: &Bound<'_, Deferred>, result: Bound<'_, PyAny>) -> PyResult<()> {
     let py = d.py();
     let switch = crate::debug_flag::class_switch(d.as_any());
-    let (old_canceller, old_result);
+    // With no callbacks to run and a plain result, Twisted's `_runCallbacks` only
+    // clears `_chainedTo` (and a `DebugInfo`'s `failResult`, when there is one):
+    // done here, without entering the runner.
+    let plain = imports::classify(&result)? == imports::ResultKind::Plain;
+    let (old_canceller, old_result, old_chained);
     {
         let mut st = d.get().lock()?;
         if st.called {
@@ -159,10 +163,18 @@ pub fn start_run(d: &Bound<'_, Deferred>, result: Bound<'_, PyAny>) -> PyResult<
         // Drop the canceller to avoid reference cycles: it is never called once fired.
         old_canceller = st.canceller.take();
         old_result = st.result.replace(result.unbind());
+        let settled = plain && st.callbacks.is_empty() && st.paused == 0 && !st.running && st.debug_info.is_none();
+        old_chained = if settled { Some(st.chained_to.take()) } else { None };
     }
     drop(old_canceller);
     drop(old_result);
-    runner::run_callbacks(d)
+    match old_chained {
+        Some(chained) => {
+            drop(chained);
+            Ok(())
+        }
+        None => runner::run_callbacks(d),
+    }
 }
 
 /// `d.errback(fail)`: `fail` may be a `Failure`, any other object (wrapped in a
