@@ -15,9 +15,12 @@ use crate::construct::new_public;
 use crate::deferred::succeed;
 use crate::slots::{append, assertion, asserts_enabled, fire, pop_first, Slots, WAITING};
 
-/// `DeferredLock.locked`.
+/// `DeferredLock`'s attributes, in slot order (`txdefer/_defer.py` makes its
+/// descriptors from this list).
+const LOCK_FIELDS: [&str; 2] = ["waiting", "locked"];
 const LOCKED: usize = 1;
-/// `DeferredSemaphore.tokens` and `.limit`.
+/// `DeferredSemaphore`'s attributes, in slot order.
+const SEMAPHORE_FIELDS: [&str; 3] = ["waiting", "tokens", "limit"];
 const TOKENS: usize = 1;
 const LIMIT: usize = 2;
 
@@ -46,6 +49,10 @@ pub struct LockBase;
 
 #[pymethods]
 impl LockBase {
+    /// The attributes kept in `Slots`, by slot index.
+    #[classattr]
+    const FIELDS: [&'static str; 2] = LOCK_FIELDS;
+
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
     fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyClassInitializer<Self> {
@@ -106,6 +113,10 @@ pub struct SemaphoreBase;
 
 #[pymethods]
 impl SemaphoreBase {
+    /// The attributes kept in `Slots`, by slot index.
+    #[classattr]
+    const FIELDS: [&'static str; 3] = SEMAPHORE_FIELDS;
+
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
     fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyClassInitializer<Self> {

@@ -16,7 +16,9 @@ use crate::slots::{append, fire, pop_first, Slots, WAITING};
 pyo3::import_exception!(twisted.internet.defer, QueueOverflow);
 pyo3::import_exception!(twisted.internet.defer, QueueUnderflow);
 
-/// `DeferredQueue.pending`, `.size` and `.backlog`.
+/// `DeferredQueue`'s attributes, in slot order (`txdefer/_defer.py` makes its
+/// descriptors from this list).
+const QUEUE_FIELDS: [&str; 4] = ["waiting", "pending", "size", "backlog"];
 const PENDING: usize = 1;
 const SIZE: usize = 2;
 const BACKLOG: usize = 3;
@@ -35,6 +37,10 @@ pub struct QueueBase;
 
 #[pymethods]
 impl QueueBase {
+    /// The attributes kept in `Slots`, by slot index.
+    #[classattr]
+    const FIELDS: [&'static str; 4] = QUEUE_FIELDS;
+
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
     fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyClassInitializer<Self> {

@@ -163,18 +163,21 @@ class Field(Generic[_V]):
 class LockBase(Slots):
     """The compiled `acquire` and `release` of `DeferredLock`."""
 
+    FIELDS: list[str]
     def acquire(self) -> Deferred[Self]: ...
     def release(self) -> None: ...
 
 class SemaphoreBase(Slots):
     """The compiled `acquire` and `release` of `DeferredSemaphore`."""
 
+    FIELDS: list[str]
     def acquire(self) -> Deferred[Self]: ...
     def release(self) -> None: ...
 
 class QueueBase(Slots):
     """The compiled `put` and `get` of `DeferredQueue`."""
 
+    FIELDS: list[str]
     def put(self, obj: Any) -> None: ...
     def get(self) -> Deferred[Any]: ...
 

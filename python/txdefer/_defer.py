@@ -268,6 +268,15 @@ class _ConcurrencyPrimitive(ABC):
         pass
 
 
+def _field(base, name, *default):
+    """
+    The descriptor for attribute ``name`` of a primitive whose compiled base is
+    ``base`` (its slot is the name's place in ``base.FIELDS``); ``default``, if
+    given, is the class-level value.
+    """
+    return _core.Field(name, base.FIELDS.index(name), *default)
+
+
 class DeferredLock(_core.LockBase, _ConcurrencyPrimitive):
     """
     A lock for event driven systems.
@@ -276,14 +285,14 @@ class DeferredLock(_core.LockBase, _ConcurrencyPrimitive):
     compiled; ``waiting`` and ``locked`` are kept by the compiled base.
     """
 
-    waiting: _core.Field[list[Deferred]] = _core.Field("waiting", 0)
-    locked: _core.Field[bool] = _core.Field("locked", 1, False)
+    waiting: _core.Field[list[Deferred]] = _field(_core.LockBase, "waiting")
+    locked: _core.Field[bool] = _field(_core.LockBase, "locked", False)
 
     def _cancelAcquire(self, d):
         self.waiting.remove(d)
 
     def __getstate__(self):
-        return _slot_state(self, ("waiting", "locked"))
+        return _slot_state(self, _core.LockBase.FIELDS)
 
     def __setstate__(self, state):
         _set_slot_state(self, state)
@@ -295,9 +304,9 @@ class DeferredSemaphore(_core.SemaphoreBase, _ConcurrencyPrimitive):
     ``tokens`` is ``limit`` less the users holding it.
     """
 
-    waiting: _core.Field[list[Deferred]] = _core.Field("waiting", 0)
-    tokens: _core.Field[int] = _core.Field("tokens", 1)
-    limit: _core.Field[int] = _core.Field("limit", 2)
+    waiting: _core.Field[list[Deferred]] = _field(_core.SemaphoreBase, "waiting")
+    tokens: _core.Field[int] = _field(_core.SemaphoreBase, "tokens")
+    limit: _core.Field[int] = _field(_core.SemaphoreBase, "limit")
 
     def __init__(self, tokens: int) -> None:
         _ConcurrencyPrimitive.__init__(self)
@@ -310,7 +319,7 @@ class DeferredSemaphore(_core.SemaphoreBase, _ConcurrencyPrimitive):
         self.waiting.remove(d)
 
     def __getstate__(self):
-        return _slot_state(self, ("waiting", "tokens", "limit"))
+        return _slot_state(self, _core.SemaphoreBase.FIELDS)
 
     def __setstate__(self, state):
         _set_slot_state(self, state)
@@ -326,10 +335,10 @@ class DeferredQueue(_core.QueueBase, Generic[_T]):
     the waiting gets (``QueueUnderflow``); ``None`` for no limit.
     """
 
-    waiting: _core.Field[list[Deferred[_T]]] = _core.Field("waiting", 0)
-    pending: _core.Field[list[_T]] = _core.Field("pending", 1)
-    size: _core.Field[int | None] = _core.Field("size", 2)
-    backlog: _core.Field[int | None] = _core.Field("backlog", 3)
+    waiting: _core.Field[list[Deferred[_T]]] = _field(_core.QueueBase, "waiting")
+    pending: _core.Field[list[_T]] = _field(_core.QueueBase, "pending")
+    size: _core.Field[int | None] = _field(_core.QueueBase, "size")
+    backlog: _core.Field[int | None] = _field(_core.QueueBase, "backlog")
 
     def __init__(self, size=None, backlog=None) -> None:
         self.waiting = []
@@ -346,7 +355,7 @@ class DeferredQueue(_core.QueueBase, Generic[_T]):
         self.waiting.remove(d)
 
     def __getstate__(self):
-        return _slot_state(self, ("waiting", "pending", "size", "backlog"))
+        return _slot_state(self, _core.QueueBase.FIELDS)
 
     def __setstate__(self, state):
         _set_slot_state(self, state)
