@@ -13,7 +13,7 @@ use pyo3::intern;
 
 use crate::construct::new_public;
 use crate::deferred::succeed;
-use crate::slots::{append, assertion, asserts_enabled, fire, pop_first, Slots, WAITING};
+use crate::slots::{append, assertion, asserts_enabled, fire, nonempty, pop_first, Slots, WAITING};
 
 /// `DeferredLock`'s attributes, in slot order (`txdefer/_defer.py` makes its
 /// descriptors from this list).
@@ -36,7 +36,7 @@ fn wait<'py>(slf: &Bound<'py, PyAny>, slots: &Slots) -> PyResult<Bound<'py, PyAn
 /// The first waiter, if any: `self.waiting.pop(0)` when `self.waiting` is true.
 fn first_waiter<'py>(slf: &Bound<'py, PyAny>, slots: &Slots) -> PyResult<Option<Bound<'py, PyAny>>> {
     let waiting = slots.require(slf, WAITING, "waiting")?;
-    if waiting.is_truthy()? {
+    if nonempty(&waiting)? {
         Ok(Some(pop_first(&waiting)?))
     } else {
         Ok(None)

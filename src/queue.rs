@@ -11,7 +11,7 @@ use pyo3::types::{PyDict, PyInt, PyTuple};
 
 use crate::construct::new_public;
 use crate::deferred::succeed;
-use crate::slots::{append, fire, pop_first, Slots, WAITING};
+use crate::slots::{append, fire, nonempty, pop_first, Slots, WAITING};
 
 pyo3::import_exception!(twisted.internet.defer, QueueOverflow);
 pyo3::import_exception!(twisted.internet.defer, QueueUnderflow);
@@ -54,7 +54,7 @@ impl QueueBase {
         let slots = slf.as_super().get();
         let any = slf.as_any();
         let waiting = slots.require(any, WAITING, "waiting")?;
-        if waiting.is_truthy()? {
+        if nonempty(&waiting)? {
             return fire(&pop_first(&waiting)?, obj);
         }
         let pending = slots.require(any, PENDING, "pending")?;
@@ -73,7 +73,7 @@ impl QueueBase {
         let slots = slf.as_super().get();
         let any = slf.as_any();
         let pending = slots.require(any, PENDING, "pending")?;
-        if pending.is_truthy()? {
+        if nonempty(&pending)? {
             return Ok(succeed(py, pop_first(&pending)?)?.into_any());
         }
         let waiting = slots.require(any, WAITING, "waiting")?;

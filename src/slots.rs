@@ -179,6 +179,15 @@ impl Field {
     }
 }
 
+/// `bool(items)`: a list's length read directly.
+#[inline]
+pub fn nonempty(items: &Bound<'_, PyAny>) -> PyResult<bool> {
+    match items.cast_exact::<PyList>() {
+        Ok(list) => Ok(!list.is_empty()),
+        Err(_) => items.is_truthy(),
+    }
+}
+
 /// `items.append(item)`.
 pub fn append(items: &Bound<'_, PyAny>, item: &Bound<'_, PyAny>) -> PyResult<()> {
     if let Ok(list) = items.cast_exact::<PyList>() {
