@@ -33,14 +33,26 @@ fn wait<'py>(slf: &Bound<'py, PyAny>, slots: &Slots) -> PyResult<Bound<'py, PyAn
     Ok(d)
 }
 
-/// The first waiter, if any: `self.waiting.pop(0)` when `self.waiting` is true.
-fn first_waiter<'py>(slf: &Bound<'py, PyAny>, slots: &Slots) -> PyResult<Option<Bound<'py, PyAny>>> {
+/// A free acquire: what Twisted's `Deferred(self._cancelAcquire)` then
+/// `d.callback(self)` leave (firing drops the canceller), made in one step.
+fn acquired<'py>(slf: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    Ok(succeed(slf.py(), slf.clone())?.into_any())
+}
+
+/// The end of a release: if anyone waits (`self.waiting` is true), `claim` takes
+/// the lock or token back for the first waiter, `self.waiting.pop(0)`, which then
+/// fires with the primitive.
+fn hand_to_first_waiter(
+    slf: &Bound<'_, PyAny>,
+    slots: &Slots,
+    claim: impl FnOnce() -> PyResult<()>,
+) -> PyResult<()> {
     let waiting = slots.require(slf, WAITING, "waiting")?;
-    if nonempty(&waiting)? {
-        Ok(Some(pop_first(&waiting)?))
-    } else {
-        Ok(None)
+    if !nonempty(&waiting)? {
+        return Ok(());
     }
+    claim()?;
+    fire(&pop_first(&waiting)?, slf.clone())
 }
 
 /// The compiled base of `txdefer.DeferredLock`.
@@ -70,10 +82,8 @@ impl LockBase {
         if is_locked(any, slots)? {
             return wait(any, slots);
         }
-        // Free: what Twisted's `Deferred(self._cancelAcquire)` then `d.callback(self)`
-        // leave (firing drops the canceller), made in one step.
         slots.set(LOCKED, Some(flag(py, true)))?;
-        Ok(succeed(py, any.clone())?.into_any())
+        acquired(any)
     }
 
     /// Release the lock.  The first Deferred waiting, if any, fires with the lock,
@@ -86,11 +96,7 @@ impl LockBase {
             return Err(assertion("Tried to release an unlocked lock"));
         }
         slots.set(LOCKED, Some(flag(py, false)))?;
-        if let Some(d) = first_waiter(any, slots)? {
-            slots.set(LOCKED, Some(flag(py, true)))?;
-            fire(&d, any.clone())?;
-        }
-        Ok(())
+        hand_to_first_waiter(any, slots, || slots.set(LOCKED, Some(flag(py, true))))
     }
 }
 
@@ -139,7 +145,7 @@ impl SemaphoreBase {
             return wait(any, slots);
         }
         slots.set(TOKENS, Some(tokens.sub(1)?.unbind()))?;
-        Ok(succeed(py, any.clone())?.into_any())
+        acquired(any)
     }
 
     /// Release a token.  The first Deferred waiting, if any, fires with the
@@ -153,13 +159,10 @@ impl SemaphoreBase {
         if asserts_enabled(py)? && !tokens.lt(slots.require(any, LIMIT, "limit")?)? {
             return Err(assertion("Someone released me too many times: too many tokens!"));
         }
-        let tokens = tokens.add(1)?;
-        slots.set(TOKENS, Some(tokens.clone().unbind()))?;
-        if let Some(d) = first_waiter(any, slots)? {
+        slots.set(TOKENS, Some(tokens.add(1)?.unbind()))?;
+        hand_to_first_waiter(any, slots, || {
             let tokens = slots.require(any, TOKENS, "tokens")?.sub(1)?;
-            slots.set(TOKENS, Some(tokens.unbind()))?;
-            fire(&d, any.clone())?;
-        }
-        Ok(())
+            slots.set(TOKENS, Some(tokens.unbind()))
+        })
     }
 }

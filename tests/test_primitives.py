@@ -325,15 +325,20 @@ def _drive(impl: Impl, tokens: int, size: int | None, backlog: int | None, ops: 
         except Exception as e:  # noqa: BLE001 - errors are observations
             return ("raise", type(e), str(e))
 
+    def attempt_deferred(fn: Any, into: list[Any]) -> Any:
+        # A Deferred made is kept (its outcome is compared at the end); the trace
+        # records whether it had fired at once.
+        status = attempt(fn)
+        if status[0] == "ok":
+            into.append(status[1])
+            status = ("ok", status[1].called)
+        return status
+
     for op in ops:
         name = op[0]
         if name == "acquire":
             for primitive in (lock, semaphore):
-                status = attempt(primitive.acquire)
-                if status[0] == "ok":
-                    acquired.append(status[1])
-                    status = ("ok", status[1].called)
-                trace.append(status)
+                trace.append(attempt_deferred(primitive.acquire, acquired))
         elif name == "release":
             trace.append(attempt(lock.release))
             trace.append(attempt(semaphore.release))
@@ -348,11 +353,7 @@ def _drive(impl: Impl, tokens: int, size: int | None, backlog: int | None, ops: 
         elif name == "put":
             trace.append(attempt(queue.put, op[1]))
         elif name == "get":
-            status = attempt(queue.get)
-            if status[0] == "ok":
-                gets.append(status[1])
-                status = ("ok", status[1].called)
-            trace.append(status)
+            trace.append(attempt_deferred(queue.get, gets))
         elif name == "set_locked":
             lock.locked = op[1]
         elif name == "cancel_get" and gets:

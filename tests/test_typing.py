@@ -26,53 +26,50 @@ def test_stub_matches_the_compiled_module() -> None:
 
 
 def test_deferred_of_int_type_checks(tmp_path: Path) -> None:
-    sample = tmp_path / "sample.py"
-    sample.write_text(
-        textwrap.dedent(
-            """
-            from txdefer import Deferred, succeed
+    stdout = _mypy_strict(
+        tmp_path,
+        """
+        from txdefer import Deferred, succeed
 
-            def add_one(x: int) -> int:
-                return x + 1
+        def add_one(x: int) -> int:
+            return x + 1
 
-            d: Deferred[int] = Deferred()
-            d2: Deferred[int] = d.addCallback(add_one)
-            reveal_type(d2)
-            s: Deferred[str] = succeed("x")
+        d: Deferred[int] = Deferred()
+        d2: Deferred[int] = d.addCallback(add_one)
+        reveal_type(d2)
+        s: Deferred[str] = succeed("x")
 
-            class Sub(Deferred[int]):
-                pass
-            """
-        )
+        class Sub(Deferred[int]):
+            pass
+        """,
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", str(sample)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stdout
-    assert 'Revealed type is "txdefer._deferred.Deferred[int]"' in proc.stdout
+    assert 'Revealed type is "txdefer._deferred.Deferred[int]"' in stdout
 
 
 def test_primitives_type_check(tmp_path: Path) -> None:
-    sample = tmp_path / "sample.py"
-    sample.write_text(
-        textwrap.dedent(
-            """
-            from txdefer import Deferred, DeferredLock, DeferredQueue, DeferredSemaphore
+    stdout = _mypy_strict(
+        tmp_path,
+        """
+        from txdefer import Deferred, DeferredLock, DeferredQueue, DeferredSemaphore
 
-            lock = DeferredLock()
-            locked: bool = lock.locked
-            acquired: Deferred[DeferredLock] = lock.acquire()
-            queue: DeferredQueue[int] = DeferredQueue()
-            queue.put(1)
-            reveal_type(queue.get())
-            tokens: int = DeferredSemaphore(2).tokens
-            """
-        )
+        lock = DeferredLock()
+        locked: bool = lock.locked
+        acquired: Deferred[DeferredLock] = lock.acquire()
+        queue: DeferredQueue[int] = DeferredQueue()
+        queue.put(1)
+        reveal_type(queue.get())
+        tokens: int = DeferredSemaphore(2).tokens
+        """,
     )
+    assert 'Revealed type is "txdefer._deferred.Deferred[int]"' in stdout
+
+
+def _mypy_strict(tmp_path: Path, source: str) -> str:
+    """
+    ``mypy --strict`` on ``source``; asserts it passes and returns its output.
+    """
+    sample = tmp_path / "sample.py"
+    sample.write_text(textwrap.dedent(source))
     proc = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", str(sample)],
         capture_output=True,
@@ -82,4 +79,4 @@ def test_primitives_type_check(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout
-    assert 'Revealed type is "txdefer._deferred.Deferred[int]"' in proc.stdout
+    return proc.stdout
