@@ -111,8 +111,8 @@ impl DeferredIterator {
             let st = d.get().lock()?;
             (
                 st.called && st.paused == 0,
-                st.result.as_ref().map(|r| r.clone_ref(py)),
-                st.debug_info.as_ref().map(|i| i.clone_ref(py)),
+                st.result.as_ref().map(|r| r.clone_ref(py).into_bound(py)),
+                st.debug_info.as_ref().map(|i| i.clone_ref(py).into_bound(py)),
             )
         };
         if !ready {
@@ -121,7 +121,7 @@ impl DeferredIterator {
         }
         // The generator ends here, with the result or the failure's exception.
         Self::finish(slf);
-        let result = result.map_or_else(|| py.None().into_bound(py), |r| r.into_bound(py));
+        let result = result.unwrap_or_else(|| py.None().into_bound(py));
         if imports::is_failure(&result)? {
             // The failure is handled by whoever awaited it: not "unhandled".  Twisted
             // asserts that its record of the failure exists; it does not yet while
@@ -129,7 +129,7 @@ impl DeferredIterator {
             let Some(info) = info else {
                 return Err(PyAssertionError::new_err(()));
             };
-            info.bind(py).setattr(intern!(py, "failResult"), py.None())?;
+            info.setattr(intern!(py, "failResult"), py.None())?;
             result.call_method0(intern!(py, "raiseException"))?;
         }
         Ok(Step::Return(result.unbind()))
@@ -144,14 +144,17 @@ impl DeferredIterator {
                 *spare = Some(slf.clone().unbind());
             }
         }
-        slf.get().release();
+        let taken = slf.get().take();
+        // Dropped as a `Bound`: the reference goes at once, even when this runs
+        // outside PyO3's own entry points (from `am_send`), where dropping a `Py`
+        // would only queue it for PyO3's next entry.
+        drop(taken.map(|d| d.into_bound(slf.py())));
     }
 
-    /// Drop the reference to the Deferred (outside the lock).
+    /// Take the reference to the Deferred out of the lock.
     #[inline]
-    fn release(&self) {
-        let taken = self.d.try_lock().and_then(|mut slot| slot.take());
-        drop(taken);
+    fn take(&self) -> Option<Py<Deferred>> {
+        self.d.try_lock().and_then(|mut slot| slot.take())
     }
 
     /// One step, the generator way for `__next__`/`send`: the result is returned by
@@ -200,7 +203,7 @@ impl DeferredIterator {
 
     fn __clear__(&self) {
         // Only let go of the Deferred: an object being cleared is not made the spare.
-        self.release();
+        drop(self.take());
     }
 }
 

@@ -139,6 +139,28 @@ def test_a_finished_iterator_still_held_is_not_handed_out_again(impl: Impl) -> N
     assert (two.value.value, again.value.value) == (2, None)
 
 
+def test_an_awaited_deferred_is_freed_at_once_outside_any_driver(impl: Impl) -> None:
+    # The coroutine is stepped from Python, not by ensureDeferred's driver: the
+    # iterator's reference to the Deferred must go when the await ends, not at some
+    # later call into txdefer.
+    refs: list[weakref.ref[Any]] = []
+
+    async def main() -> list[bool]:
+        d = impl.succeed(1)
+        refs.append(weakref.ref(d))
+        assert await d == 1
+        del d
+        return [ref() is None for ref in refs]
+
+    gc.disable()
+    try:
+        with pytest.raises(StopIteration) as done:
+            main().send(None)
+    finally:
+        gc.enable()
+    assert done.value.value == [True]
+
+
 def test_a_dropped_coroutine_lets_the_awaited_deferred_go(impl: Impl) -> None:
     def start() -> tuple[Any, weakref.ref[Any]]:
         waiting: Any = impl.Deferred()
