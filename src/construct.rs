@@ -150,6 +150,8 @@ unsafe extern "C" fn vectorcall(
     nargsf: usize,
     kwnames: *mut pyo3::ffi::PyObject,
 ) -> *mut pyo3::ffi::PyObject {
+    // Outside PyO3's entry points, a dropped `Py` is only queued until PyO3's next
+    // entry: everything below holds Python objects as `Bound` values.
     // SAFETY: CPython calls a class's `tp_vectorcall` with the calling thread attached,
     // `callable` a borrowed reference to the class, `args` pointing to
     // `PyVectorcall_NARGS(nargsf)` positional arguments followed by one value per
