@@ -9,8 +9,10 @@ must work without it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
+from pathlib import Path
 
 import pytest
 from txdefer.bench import REGISTRY, SMOKE
@@ -102,9 +104,6 @@ def test_floors_script_reports_every_case(capsys: pytest.CaptureFixture[str]) ->
     ``benches/floors.py --quick`` measures Twisted, txdefer and the floor of each of
     its cases, and the three agree on what each case computes.
     """
-    import importlib.util
-    from pathlib import Path
-
     path = Path(__file__).resolve().parent / "floors.py"
     spec = importlib.util.spec_from_file_location("floors", path)
     assert spec is not None and spec.loader is not None
@@ -122,3 +121,19 @@ def test_floors_script_reports_every_case(capsys: pytest.CaptureFixture[str]) ->
     assert floors.main(["--quick"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert [row.split(" | ")[0][2:] for row in rows[2:]] == list(floors.CASES)
+
+
+@pytest.mark.parametrize("impl", ["twisted", "txdefer"])
+def test_instructions_script_runs_a_workload(impl: str) -> None:
+    """
+    ``benches/instructions.py --run`` (what it runs under callgrind) calls a workload
+    of either implementation; and the number of calls it measures stays in range.
+    (The counting itself needs valgrind and is not run here.)
+    """
+    path = Path(__file__).resolve().parent / "instructions.py"
+    spec = importlib.util.spec_from_file_location("instructions", path)
+    assert spec is not None and spec.loader is not None
+    instructions = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(instructions)
+    assert instructions.main(["--run", impl, "chained_already_fired", "3"]) == 0
+    assert 10 <= instructions.calls_for("lock_waiters_1000") <= 20_000
