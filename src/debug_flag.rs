@@ -164,42 +164,44 @@ pub fn public_switch(cls: &Bound<'_, PyType>) -> Option<bool> {
 /// `cls->tp_version_tag`: nonzero and unique for the life of the process while the
 /// class's attributes (its MRO's namespaces) stay as they are; CPython sets it to 0
 /// when any of them changes (`PyType_Modified`, called by `type.__setattr__` and
-/// `type.__delattr__`) and hands out a fresh value on the next lookup.  PyO3 has no
-/// accessor for it.
-#[cfg(not(any(Py_GIL_DISABLED, PyPy, GraalPy)))]
+/// `type.__delattr__`, and by assigning `__bases__`) and hands out a fresh value on
+/// the next lookup.  PyO3 has no accessor for it.
 fn version_tag(cls: &Bound<'_, PyType>) -> u32 {
-    // SAFETY: `cls` is a live type object (borrowed for the duration of this call),
-    // so `as_type_ptr()` points to a valid, initialised `PyTypeObject`, whose layout
-    // `pyo3::ffi` mirrors for this (non-limited, CPython) build.  The read is a plain
-    // `u32` field load, through a shared reference, and nothing is written.  On a GIL
-    // build CPython only writes this field while holding the GIL, which this thread
-    // holds (`cls` carries the `'py` token), so the read cannot race with a write.
-    // (Free-threaded builds write it atomically from any thread: there this function
-    // is not compiled and the tag is taken as unknown.)
-    unsafe { (*cls.as_type_ptr()).tp_version_tag }
-}
-
-/// No version tag to rely on: always check the namespace.
-#[cfg(any(Py_GIL_DISABLED, PyPy, GraalPy))]
-fn version_tag(_cls: &Bound<'_, PyType>) -> u32 {
-    0
+    // SAFETY: `cls` is a live type object, borrowed for this call.
+    unsafe { tag_of(cls.as_type_ptr()) }
 }
 
 /// The version tag of `obj`'s class (see `version_tag`), 0 where there is none to
 /// rely on.
-#[cfg(not(any(Py_GIL_DISABLED, PyPy, GraalPy)))]
 #[inline]
 pub fn type_version_tag(obj: &Bound<'_, PyAny>) -> u32 {
-    // SAFETY: as in `version_tag`: `obj` is alive for this call, so its class is a
-    // live, initialised `PyTypeObject` (an object holds a reference to its class);
-    // the read is a plain `u32` load, and CPython writes the field only under the
-    // GIL, which this thread holds.
-    unsafe { (*obj.get_type_ptr()).tp_version_tag }
+    // SAFETY: an object holds a reference to its class, so the class is alive while
+    // `obj` is, and `obj` is borrowed for this call.
+    unsafe { tag_of(obj.get_type_ptr()) }
 }
 
+/// `tp->tp_version_tag`.
+///
+/// # Safety
+/// `tp` must point to a type object that stays alive for the call, and the thread
+/// must be attached to the interpreter.
+#[cfg(not(any(Py_GIL_DISABLED, PyPy, GraalPy)))]
+#[inline]
+unsafe fn tag_of(tp: *mut pyo3::ffi::PyTypeObject) -> u32 {
+    // SAFETY: by the contract above `tp` points to a valid, initialised
+    // `PyTypeObject`, whose layout `pyo3::ffi` mirrors for this (non-limited,
+    // CPython) build.  The read is a plain `u32` field load, and nothing is written.
+    // On a GIL build CPython only writes this field while holding the GIL, which this
+    // attached thread holds, so the read cannot race with a write.  (Free-threaded
+    // builds write it atomically from any thread: there this function is not
+    // compiled and the tag is taken as unknown.)
+    unsafe { (*tp).tp_version_tag }
+}
+
+/// No version tag to rely on: always check the namespace.
 #[cfg(any(Py_GIL_DISABLED, PyPy, GraalPy))]
 #[inline]
-pub fn type_version_tag(_obj: &Bound<'_, PyAny>) -> u32 {
+unsafe fn tag_of(_tp: *mut pyo3::ffi::PyTypeObject) -> u32 {
     0
 }
 
