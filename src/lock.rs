@@ -11,26 +11,20 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyTuple};
 use pyo3::intern;
 
-use crate::construct::new_public;
 use crate::deferred::succeed;
-use crate::slots::{append, assertion, asserts_enabled, fire, nonempty, pop_first, Slots, WAITING};
+use crate::slots::{
+    assertion, asserts_enabled, hand_to_first_waiter, names, new_waiter, Attr, Slots, WAITING,
+};
 
-/// `DeferredLock`'s attributes, in slot order (`txdefer/_defer.py` makes its
-/// descriptors from this list).
-const LOCK_FIELDS: [&str; 2] = ["waiting", "locked"];
-const LOCKED: usize = 1;
-/// `DeferredSemaphore`'s attributes, in slot order.
-const SEMAPHORE_FIELDS: [&str; 3] = ["waiting", "tokens", "limit"];
-const TOKENS: usize = 1;
-const LIMIT: usize = 2;
+/// `DeferredLock`'s attribute after `waiting`; `DeferredSemaphore`'s two.
+const LOCKED: Attr = Attr { index: 1, name: "locked" };
+const TOKENS: Attr = Attr { index: 1, name: "tokens" };
+const LIMIT: Attr = Attr { index: 2, name: "limit" };
 
 /// A waiting acquire: `Deferred(canceller=self._cancelAcquire)`, appended to
 /// `self.waiting`.
 fn wait<'py>(slf: &Bound<'py, PyAny>, slots: &Slots) -> PyResult<Bound<'py, PyAny>> {
-    let canceller = slf.getattr(intern!(slf.py(), "_cancelAcquire"))?;
-    let d = new_public(slf.py(), Some(&canceller))?.into_any();
-    append(&slots.require(slf, WAITING, "waiting")?, &d)?;
-    Ok(d)
+    new_waiter(slf, &slots.require(slf, WAITING)?, intern!(slf.py(), "_cancelAcquire"))
 }
 
 /// A free acquire: what Twisted's `Deferred(self._cancelAcquire)` then
@@ -39,20 +33,14 @@ fn acquired<'py>(slf: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     Ok(succeed(slf.py(), slf.clone())?.into_any())
 }
 
-/// The end of a release: if anyone waits (`self.waiting` is true), `claim` takes
-/// the lock or token back for the first waiter, `self.waiting.pop(0)`, which then
-/// fires with the primitive.
-fn hand_to_first_waiter(
+/// The end of a release: the first waiter, if any, gets the primitive, after
+/// `claim` has taken the lock or token back for it.
+fn release_to_first_waiter(
     slf: &Bound<'_, PyAny>,
     slots: &Slots,
     claim: impl FnOnce() -> PyResult<()>,
 ) -> PyResult<()> {
-    let waiting = slots.require(slf, WAITING, "waiting")?;
-    if !nonempty(&waiting)? {
-        return Ok(());
-    }
-    claim()?;
-    fire(&pop_first(&waiting)?, slf.clone())
+    hand_to_first_waiter(&slots.require(slf, WAITING)?, slf, claim).map(drop)
 }
 
 /// The compiled base of `txdefer.DeferredLock`.
@@ -63,7 +51,7 @@ pub struct LockBase;
 impl LockBase {
     /// The attributes kept in `Slots`, by slot index.
     #[classattr]
-    const FIELDS: [&'static str; 2] = LOCK_FIELDS;
+    const FIELDS: [&'static str; 2] = names([WAITING, LOCKED]);
 
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
@@ -82,7 +70,7 @@ impl LockBase {
         if is_locked(any, slots)? {
             return wait(any, slots);
         }
-        slots.set(LOCKED, Some(flag(py, true)))?;
+        slots.set(LOCKED.index, Some(flag(py, true)))?;
         acquired(any)
     }
 
@@ -95,8 +83,8 @@ impl LockBase {
         if asserts_enabled(py)? && !is_locked(any, slots)? {
             return Err(assertion("Tried to release an unlocked lock"));
         }
-        slots.set(LOCKED, Some(flag(py, false)))?;
-        hand_to_first_waiter(any, slots, || slots.set(LOCKED, Some(flag(py, true))))
+        slots.set(LOCKED.index, Some(flag(py, false)))?;
+        release_to_first_waiter(any, slots, || slots.set(LOCKED.index, Some(flag(py, true))))
     }
 }
 
@@ -107,7 +95,7 @@ fn flag(py: Python<'_>, value: bool) -> Py<PyAny> {
 
 /// `bool(self.locked)`, the class default (`False`) while unset.
 fn is_locked(slf: &Bound<'_, PyAny>, slots: &Slots) -> PyResult<bool> {
-    match slots.get(slf.py(), LOCKED)? {
+    match slots.get(slf.py(), LOCKED.index)? {
         Some(l) => l.bind(slf.py()).is_truthy(),
         None => Ok(false),
     }
@@ -121,7 +109,7 @@ pub struct SemaphoreBase;
 impl SemaphoreBase {
     /// The attributes kept in `Slots`, by slot index.
     #[classattr]
-    const FIELDS: [&'static str; 3] = SEMAPHORE_FIELDS;
+    const FIELDS: [&'static str; 3] = names([WAITING, TOKENS, LIMIT]);
 
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
@@ -137,14 +125,14 @@ impl SemaphoreBase {
         let py = slf.py();
         let slots = slf.as_super().get();
         let any = slf.as_any();
-        let tokens = slots.require(any, TOKENS, "tokens")?;
+        let tokens = slots.require(any, TOKENS)?;
         if asserts_enabled(py)? && !tokens.ge(0)? {
             return Err(assertion("Internal inconsistency??  tokens should never be negative"));
         }
         if !tokens.is_truthy()? {
             return wait(any, slots);
         }
-        slots.set(TOKENS, Some(tokens.sub(1)?.unbind()))?;
+        slots.set(TOKENS.index, Some(tokens.sub(1)?.unbind()))?;
         acquired(any)
     }
 
@@ -155,14 +143,14 @@ impl SemaphoreBase {
         let py = slf.py();
         let slots = slf.as_super().get();
         let any = slf.as_any();
-        let tokens = slots.require(any, TOKENS, "tokens")?;
-        if asserts_enabled(py)? && !tokens.lt(slots.require(any, LIMIT, "limit")?)? {
+        let tokens = slots.require(any, TOKENS)?;
+        if asserts_enabled(py)? && !tokens.lt(slots.require(any, LIMIT)?)? {
             return Err(assertion("Someone released me too many times: too many tokens!"));
         }
-        slots.set(TOKENS, Some(tokens.add(1)?.unbind()))?;
-        hand_to_first_waiter(any, slots, || {
-            let tokens = slots.require(any, TOKENS, "tokens")?.sub(1)?;
-            slots.set(TOKENS, Some(tokens.unbind()))
+        slots.set(TOKENS.index, Some(tokens.add(1)?.unbind()))?;
+        release_to_first_waiter(any, slots, || {
+            let tokens = slots.require(any, TOKENS)?.sub(1)?;
+            slots.set(TOKENS.index, Some(tokens.unbind()))
         })
     }
 }

@@ -9,19 +9,16 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyTuple};
 
-use crate::construct::new_public;
 use crate::deferred::succeed;
-use crate::slots::{append, fire, nonempty, pop_first, Slots, WAITING};
+use crate::slots::{append, hand_to_first_waiter, names, new_waiter, nonempty, pop_first, Attr, Slots, WAITING};
 
 pyo3::import_exception!(twisted.internet.defer, QueueOverflow);
 pyo3::import_exception!(twisted.internet.defer, QueueUnderflow);
 
-/// `DeferredQueue`'s attributes, in slot order (`txdefer/_defer.py` makes its
-/// descriptors from this list).
-const QUEUE_FIELDS: [&str; 4] = ["waiting", "pending", "size", "backlog"];
-const PENDING: usize = 1;
-const SIZE: usize = 2;
-const BACKLOG: usize = 3;
+/// `DeferredQueue`'s attributes after `waiting`.
+const PENDING: Attr = Attr { index: 1, name: "pending" };
+const SIZE: Attr = Attr { index: 2, name: "size" };
+const BACKLOG: Attr = Attr { index: 3, name: "backlog" };
 
 /// `limit is None or len(items) < limit`.
 fn below(items: &Bound<'_, PyAny>, limit: &Bound<'_, PyAny>) -> PyResult<bool> {
@@ -39,7 +36,7 @@ pub struct QueueBase;
 impl QueueBase {
     /// The attributes kept in `Slots`, by slot index.
     #[classattr]
-    const FIELDS: [&'static str; 4] = QUEUE_FIELDS;
+    const FIELDS: [&'static str; 4] = names([WAITING, PENDING, SIZE, BACKLOG]);
 
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
@@ -53,12 +50,11 @@ impl QueueBase {
     fn put(slf: &Bound<'_, Self>, obj: Bound<'_, PyAny>) -> PyResult<()> {
         let slots = slf.as_super().get();
         let any = slf.as_any();
-        let waiting = slots.require(any, WAITING, "waiting")?;
-        if nonempty(&waiting)? {
-            return fire(&pop_first(&waiting)?, obj);
+        if hand_to_first_waiter(&slots.require(any, WAITING)?, &obj, || Ok(()))? {
+            return Ok(());
         }
-        let pending = slots.require(any, PENDING, "pending")?;
-        if below(&pending, &slots.require(any, SIZE, "size")?)? {
+        let pending = slots.require(any, PENDING)?;
+        if below(&pending, &slots.require(any, SIZE)?)? {
             return append(&pending, &obj);
         }
         Err(QueueOverflow::new_err(()))
@@ -72,16 +68,13 @@ impl QueueBase {
         let py = slf.py();
         let slots = slf.as_super().get();
         let any = slf.as_any();
-        let pending = slots.require(any, PENDING, "pending")?;
+        let pending = slots.require(any, PENDING)?;
         if nonempty(&pending)? {
             return Ok(succeed(py, pop_first(&pending)?)?.into_any());
         }
-        let waiting = slots.require(any, WAITING, "waiting")?;
-        if below(&waiting, &slots.require(any, BACKLOG, "backlog")?)? {
-            let canceller = any.getattr(intern!(py, "_cancelGet"))?;
-            let d = new_public(py, Some(&canceller))?.into_any();
-            append(&waiting, &d)?;
-            return Ok(d);
+        let waiting = slots.require(any, WAITING)?;
+        if below(&waiting, &slots.require(any, BACKLOG)?)? {
+            return new_waiter(any, &waiting, intern!(py, "_cancelGet"));
         }
         Err(QueueUnderflow::new_err(()))
     }

@@ -24,8 +24,29 @@ use crate::errors::InternalError;
 /// How many attributes a primitive keeps in Rust (`DeferredQueue` has the most).
 const COUNT: usize = 4;
 
-/// The index of `waiting` in every primitive.
-pub const WAITING: usize = 0;
+/// One attribute kept in `Slots`: its slot and its Python name.
+#[derive(Clone, Copy)]
+pub struct Attr {
+    pub index: usize,
+    pub name: &'static str,
+}
+
+/// `waiting`, the first attribute of every primitive.
+pub const WAITING: Attr = Attr { index: 0, name: "waiting" };
+
+/// The names of `attrs`, which must be listed in slot order (checked when
+/// compiling): a primitive's `FIELDS`, from which `txdefer/_defer.py` makes its
+/// descriptors.
+pub const fn names<const N: usize>(attrs: [Attr; N]) -> [&'static str; N] {
+    let mut names = [""; N];
+    let mut i = 0;
+    while i < N {
+        assert!(attrs[i].index == i, "attributes must be listed in slot order");
+        names[i] = attrs[i].name;
+        i += 1;
+    }
+    names
+}
 
 /// The compiled base of the concurrency primitives: their attributes, by index.
 #[pyclass(module = "txdefer._core", name = "Slots", subclass, frozen)]
@@ -52,16 +73,11 @@ impl Slots {
         Ok(())
     }
 
-    /// The attribute at `index`, or `AttributeError` named as Python names it.
-    pub fn require<'py>(
-        &self,
-        obj: &Bound<'py, PyAny>,
-        index: usize,
-        name: &str,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        match self.get(obj.py(), index)? {
+    /// `obj.<attr>`, or `AttributeError` worded as Python words it.
+    pub fn require<'py>(&self, obj: &Bound<'py, PyAny>, attr: Attr) -> PyResult<Bound<'py, PyAny>> {
+        match self.get(obj.py(), attr.index)? {
             Some(v) => Ok(v.into_bound(obj.py())),
-            None => Err(missing(obj, name)),
+            None => Err(missing(obj, attr.name)),
         }
     }
 }
@@ -206,6 +222,34 @@ pub fn pop_first<'py>(items: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> 
         }
     }
     items.call_method1(intern!(items.py(), "pop"), (0,))
+}
+
+/// A request that must wait: `Deferred(canceller=getattr(slf, canceller))`,
+/// appended to `waiting`.
+pub fn new_waiter<'py>(
+    slf: &Bound<'py, PyAny>,
+    waiting: &Bound<'py, PyAny>,
+    canceller: &Bound<'py, pyo3::types::PyString>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let canceller = slf.getattr(canceller)?;
+    let d = crate::construct::new_public(slf.py(), Some(&canceller))?.into_any();
+    append(waiting, &d)?;
+    Ok(d)
+}
+
+/// If anyone waits (`waiting` is true): `claim()` (the lock or token taken back for
+/// the first waiter), then `waiting.pop(0).callback(value)`.  Whether anyone did.
+pub fn hand_to_first_waiter(
+    waiting: &Bound<'_, PyAny>,
+    value: &Bound<'_, PyAny>,
+    claim: impl FnOnce() -> PyResult<()>,
+) -> PyResult<bool> {
+    if !nonempty(waiting)? {
+        return Ok(false);
+    }
+    claim()?;
+    fire(&pop_first(waiting)?, value.clone())?;
+    Ok(true)
 }
 
 /// `d.callback(result)`: directly for a `txdefer.Deferred`, by name for anything
