@@ -277,7 +277,24 @@ def _field(base, name, *default):
     return _core.Field(name, base.FIELDS.index(name), *default)
 
 
-class DeferredLock(_core.LockBase, _ConcurrencyPrimitive):
+class _KeptBySlots:
+    """
+    ``copy`` and ``pickle`` for a primitive whose attributes the compiled base keeps:
+    its state is what Twisted's instance ``__dict__`` would hold, the compiled
+    attributes that are set (``FIELDS``), then the rest of ``__dict__``.
+    """
+
+    def __getstate__(self):
+        state = self._slot_items(type(self).FIELDS)
+        state.update(self.__dict__)
+        return state
+
+    def __setstate__(self, state):
+        for name, value in state.items():
+            setattr(self, name, value)
+
+
+class DeferredLock(_KeptBySlots, _core.LockBase, _ConcurrencyPrimitive):
     """
     A lock for event driven systems.
 
@@ -291,14 +308,9 @@ class DeferredLock(_core.LockBase, _ConcurrencyPrimitive):
     def _cancelAcquire(self, d):
         self.waiting.remove(d)
 
-    def __getstate__(self):
-        return _slot_state(self, _core.LockBase.FIELDS)
-
-    def __setstate__(self, state):
-        _set_slot_state(self, state)
 
 
-class DeferredSemaphore(_core.SemaphoreBase, _ConcurrencyPrimitive):
+class DeferredSemaphore(_KeptBySlots, _core.SemaphoreBase, _ConcurrencyPrimitive):
     """
     A semaphore for event driven systems: at most ``limit`` users at once.
     ``tokens`` is ``limit`` less the users holding it.
@@ -318,17 +330,12 @@ class DeferredSemaphore(_core.SemaphoreBase, _ConcurrencyPrimitive):
     def _cancelAcquire(self, d):
         self.waiting.remove(d)
 
-    def __getstate__(self):
-        return _slot_state(self, _core.SemaphoreBase.FIELDS)
-
-    def __setstate__(self, state):
-        _set_slot_state(self, state)
 
 
 _T = TypeVar("_T")
 
 
-class DeferredQueue(_core.QueueBase, Generic[_T]):
+class DeferredQueue(_KeptBySlots, _core.QueueBase, Generic[_T]):
     """
     An event driven queue: ``get()`` returns a Deferred that fires when an object is
     available.  ``size`` bounds the pending objects (``QueueOverflow``), ``backlog``
@@ -354,26 +361,6 @@ class DeferredQueue(_core.QueueBase, Generic[_T]):
     def _cancelGet(self, d):
         self.waiting.remove(d)
 
-    def __getstate__(self):
-        return _slot_state(self, _core.QueueBase.FIELDS)
-
-    def __setstate__(self, state):
-        _set_slot_state(self, state)
-
-
-def _slot_state(obj, names):
-    """
-    What Twisted's instance ``__dict__`` would hold: the compiled attributes that
-    are set, then the rest of ``__dict__`` (for ``copy`` and ``pickle``).
-    """
-    state = obj._slot_items(names)
-    state.update(obj.__dict__)
-    return state
-
-
-def _set_slot_state(obj, state):
-    for name, value in state.items():
-        setattr(obj, name, value)
 
 
 class DeferredFilesystemLock(lockfile.FilesystemLock):
