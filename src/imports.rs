@@ -66,10 +66,14 @@ pub fn failure_from_err<'py>(
     }
     let new = FAILURE_NEW.get_or_try_init(py, || cls.getattr("__new__").map(Bound::unbind))?;
     let failure = new.bind(py).call1((cls,))?;
-    // `count = count + 1; self.count = count` (a module global, as in Twisted).
-    let failure_module = failure_module(py)?;
-    let count = failure_module.getattr(pyo3::intern!(py, "count"))?.add(1)?;
-    failure_module.setattr(pyo3::intern!(py, "count"), &count)?;
+    // `global count; count = count + 1; self.count = count`: the module's globals,
+    // read and written as Twisted's own code does.
+    let globals = failure_globals(py)?;
+    let count = match globals.get_item(pyo3::intern!(py, "count"))? {
+        Some(count) => count.add(1)?,
+        None => return Err(pyo3::exceptions::PyNameError::new_err("name 'count' is not defined")),
+    };
+    globals.set_item(pyo3::intern!(py, "count"), &count)?;
     let tb = match tb {
         Some(tb) if tb.is_truthy()? => tb,
         _ => match value.getattr_opt(pyo3::intern!(py, "__traceback__"))? {
@@ -87,11 +91,12 @@ pub fn failure_from_err<'py>(
 }
 
 static FAILURE_NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static FAILURE_MOD: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+static FAILURE_GLOBALS: PyOnceLock<Py<pyo3::types::PyDict>> = PyOnceLock::new();
 
-fn failure_module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
-    FAILURE_MOD
-        .get_or_try_init(py, || py.import("twisted.python.failure").map(Bound::unbind))
+/// The globals of `twisted.python.failure`, where `Failure` counts its instances.
+fn failure_globals(py: Python<'_>) -> PyResult<&Bound<'_, pyo3::types::PyDict>> {
+    FAILURE_GLOBALS
+        .get_or_try_init(py, || Ok::<_, PyErr>(py.import("twisted.python.failure")?.dict().unbind()))
         .map(|m| m.bind(py))
 }
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import subprocess
+import sys
 import typing
 import warnings
 import weakref
@@ -848,6 +850,30 @@ def test_debug_assigned_directly_on_the_class_switches_debugging(impl: Impl) -> 
     impl.setDebugging(True)
     assert cls.debug is True
     assert impl.Deferred()._debugInfo is not None
+
+
+@pytest.mark.parametrize("module", ["twisted.internet.defer", "txdefer"])
+def test_debugging_follows_the_class_when_nothing_was_looked_up_on_it(module: str) -> None:
+    # In a fresh interpreter, where nothing has looked an attribute up on the class yet
+    # (so CPython has not given it a version tag): Deferreds made by ``succeed`` alone,
+    # then ``debug`` assigned on the class, then ``setDebugging``.
+    code = f"""
+import {module} as m
+before = [m.succeed(i)._debugInfo for i in range(3)]
+m.Deferred.debug = True
+during = m.succeed(3)._debugInfo
+m.Deferred.debug = False
+after = m.succeed(4)._debugInfo
+m.setDebugging(True)
+switched = m.succeed(5)._debugInfo
+print(before == [None] * 3, bool(during and during.creator), after is None,
+      bool(switched and switched.creator))
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True"] * 4
 
 
 def test_debugging_follows_every_change_to_the_class(impl: Impl) -> None:
