@@ -17,7 +17,6 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use pyo3::exceptions::PyAttributeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -73,10 +72,7 @@ impl DebugAttribute {
             dict.del_item(intern!(py, "debug"))?;
             set_override(&obj, false)
         } else {
-            Err(PyAttributeError::new_err(format!(
-                "'{}' object has no attribute 'debug'",
-                obj.get_type().name()?
-            )))
+            Err(crate::errors::nothing_to_delete(&obj, "debug"))
         }
     }
 }

@@ -20,6 +20,53 @@ use crate::errors::InternalError;
 use crate::imports::{self, AlreadyCalledError, CancelledError};
 use crate::runner;
 
+/// How many `str()`/`repr()` of Deferreds are in progress on this thread, nested.
+///
+/// Twisted's `__str__` includes the result's `repr()`, so a Deferred whose result is
+/// itself, or a chain of Deferreds each holding the next as its result, recurses
+/// through Python frames until `RecursionError`.  Here each level is a C call, which
+/// CPython 3.12 and later count only against their separate C recursion limit (ten
+/// thousand levels on 3.13), deep enough to overflow the thread's stack with larger
+/// frames (a debug build, or a thread with a small stack).  `ReprDepth` raises
+/// `RecursionError` once the nesting passes `sys.getrecursionlimit()`, as Twisted
+/// does (on CPython 3.11 the interpreter's own check stops it first).
+struct ReprDepth;
+
+thread_local! {
+    static REPR_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+impl ReprDepth {
+    /// Nesting below which the recursion limit is not looked up: no recursion limit
+    /// is that low.
+    const UNCHECKED: u32 = 50;
+
+    fn enter(py: Python<'_>) -> PyResult<ReprDepth> {
+        let depth = REPR_DEPTH.with(|d| {
+            let depth = d.get().saturating_add(1);
+            d.set(depth);
+            depth
+        });
+        // Made before the check, so that the count goes down again on every return.
+        let guard = ReprDepth;
+        if depth > Self::UNCHECKED {
+            let limit: i64 = py.import(intern!(py, "sys"))?.call_method0(intern!(py, "getrecursionlimit"))?.extract()?;
+            if i64::from(depth) > limit {
+                return Err(pyo3::exceptions::PyRecursionError::new_err(
+                    "maximum recursion depth exceeded while getting the repr of an object",
+                ));
+            }
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for ReprDepth {
+    fn drop(&mut self) {
+        REPR_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
 /// The mutable state of one Deferred.  Field names follow Twisted's attributes.
 #[derive(Default)]
 pub struct State {
@@ -632,6 +679,7 @@ impl Deferred {
 
     fn __str__(slf: &Bound<'_, Self>) -> PyResult<String> {
         let py = slf.py();
+        let _depth = ReprDepth::enter(py)?;
         let cname = slf.get_type().name()?;
         let (chained, result) = {
             let st = slf.get().lock()?;
@@ -689,7 +737,7 @@ impl Deferred {
                 drop(old);
                 Ok(())
             }
-            None => Err(no_result_error(slf)),
+            None => Err(crate::errors::nothing_to_delete(slf.as_any(), "result")),
         }
     }
 

@@ -189,7 +189,7 @@ impl Field {
     fn __delete__(&self, obj: &Bound<'_, PyAny>) -> PyResult<()> {
         let slots = obj.cast::<Slots>()?;
         if slots.get().get(obj.py(), self.index)?.is_none() {
-            return Err(missing(obj, &self.name));
+            return Err(crate::errors::nothing_to_delete(obj, &self.name));
         }
         slots.get().set(self.index, None)
     }

@@ -188,3 +188,17 @@ def unhandled(exc_type: type, message: str) -> list[tuple[Any, ...]]:
         ("Unhandled error in Deferred:", True, "critical", None),
         ("", None, "critical", (exc_type, message)),
     ]
+
+
+def nothing_to_delete(type_name: str, attribute: str) -> str:
+    """
+    The message of ``del obj.attribute`` on an instance of a plain class named
+    ``type_name`` that has no such attribute, as the running Python words it
+    (CPython 3.10 gives only the attribute's name).
+    """
+    instance = type(type_name, (), {})()
+    try:
+        delattr(instance, attribute)
+    except AttributeError as e:
+        return str(e)
+    raise AssertionError("deleting a missing attribute did not fail")

@@ -29,6 +29,7 @@ from tests.impls import (
     describe,
     fired_with,
     normalize,
+    nothing_to_delete,
     outcome,
     result_of,
 )
@@ -820,7 +821,7 @@ def test_debug_assigned_on_an_instance_is_in_its_dict_and_can_be_deleted(impl: I
     assert d.debug is False
     with pytest.raises(AttributeError) as info:
         del d.debug
-    assert str(info.value) == f"'{type(d).__name__}' object has no attribute 'debug'"
+    assert str(info.value) == nothing_to_delete(type(d).__name__, "debug")
 
 
 def test_instance_debug_value_overrides_set_debugging(impl: Impl) -> None:
