@@ -243,6 +243,15 @@ def test_str_of_a_result_chain_deeper_than_the_recursion_limit(impl: Impl) -> No
     shallow.result = d
     assert str(shallow).endswith("current result: " + str(d) + ">")
     assert str(d).endswith("current result: 'bottom'>")
+    # Unlinked from the bottom up: freeing the chain is not what this test is about
+    # (test_dropping_a_million_deep_result_chain is).
+    links = []
+    d = first
+    while not isinstance(d, str):
+        links.append(d)
+        d = d.result
+    for link in reversed(links):
+        link.result = None
 
 
 def test_cancelling_a_long_chain_of_waiting_deferreds(impl: Impl) -> None:
