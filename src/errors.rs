@@ -35,19 +35,24 @@ pub fn restore_panic(py: pyo3::Python<'_>, payload: Box<dyn std::any::Any + Send
     pyo3::panic::PanicException::new_err(message.to_owned()).restore(py);
 }
 
+/// `'DeferredLock' object has no attribute 'waiting'`: Python's `AttributeError` for
+/// reading an attribute `obj` does not have.
+pub fn no_attribute(obj: &pyo3::Bound<'_, pyo3::PyAny>, name: &str) -> PyErr {
+    use pyo3::types::{PyAnyMethods, PyTypeMethods};
+    let owner = obj
+        .get_type()
+        .name()
+        .map_or_else(|_| "object".to_owned(), |n| n.to_string());
+    pyo3::exceptions::PyAttributeError::new_err(format!("'{owner}' object has no attribute '{name}'"))
+}
 
 /// The `AttributeError` of `del obj.name` when `obj` has no such instance attribute,
-/// worded as the running CPython words it for any object: `'Deferred' object has no
-/// attribute 'result'` from 3.11 on, the bare attribute name on 3.10.
+/// worded as the running CPython words it: as for reading it (`no_attribute`) from
+/// 3.11 on, the bare attribute name on 3.10.
 pub fn nothing_to_delete(obj: &pyo3::Bound<'_, pyo3::PyAny>, name: &str) -> PyErr {
     #[cfg(Py_3_11)]
     {
-        use pyo3::types::{PyAnyMethods, PyTypeMethods};
-        let owner = obj
-            .get_type()
-            .name()
-            .map_or_else(|_| "object".to_owned(), |n| n.to_string());
-        pyo3::exceptions::PyAttributeError::new_err(format!("'{owner}' object has no attribute '{name}'"))
+        no_attribute(obj, name)
     }
     #[cfg(not(Py_3_11))]
     {

@@ -77,7 +77,7 @@ impl Slots {
     pub fn require<'py>(&self, obj: &Bound<'py, PyAny>, attr: Attr) -> PyResult<Bound<'py, PyAny>> {
         match self.get(obj.py(), attr.index)? {
             Some(v) => Ok(v.into_bound(obj.py())),
-            None => Err(missing(obj, attr.name)),
+            None => Err(crate::errors::no_attribute(obj, attr.name)),
         }
     }
 }
@@ -118,15 +118,6 @@ impl Slots {
         let taken = self.values.try_lock().map(|mut values| std::mem::take(&mut *values));
         drop(taken);
     }
-}
-
-/// `'DeferredLock' object has no attribute 'waiting'`.
-fn missing(obj: &Bound<'_, PyAny>, name: &str) -> PyErr {
-    let owner = obj
-        .get_type()
-        .name()
-        .map_or_else(|_| "object".to_owned(), |n| n.to_string());
-    PyAttributeError::new_err(format!("'{owner}' object has no attribute '{name}'"))
 }
 
 /// One attribute of a primitive, as a data descriptor on its public class.
@@ -177,7 +168,7 @@ impl Field {
             Some(v) => Ok(v),
             None => match &self.default {
                 Some(default) => Ok(default.clone_ref(py)),
-                None => Err(missing(obj, &self.name)),
+                None => Err(crate::errors::no_attribute(obj, &self.name)),
             },
         }
     }
