@@ -223,6 +223,20 @@ impl Call {
         PyTuple::new(py, [self.func(py), args, kwargs])
     }
 
+    /// Drop the references now.  Dropping a `Py` handle first asks whether this
+    /// thread is attached to the interpreter (a thread-local read); with `py` in hand
+    /// that is known.
+    pub fn release(self, py: Python<'_>) {
+        let Call { head, args, kwargs } = self;
+        head.drop_ref(py);
+        if let Some(args) = args {
+            args.drop_ref(py);
+        }
+        if let Some(kwargs) = kwargs {
+            kwargs.drop_ref(py);
+        }
+    }
+
     fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.head)?;
         visit.call(&self.args)?;
@@ -327,6 +341,14 @@ pub enum Step<'a> {
 }
 
 impl Entry {
+    /// Drop the entry's references now (see `Call::release`).
+    pub fn release(self, py: Python<'_>) {
+        match self {
+            Entry::Callback(call) | Entry::Errback(call) | Entry::Both(call) => call.release(py),
+            other => drop(other),
+        }
+    }
+
     pub fn step(&self, is_failure: bool) -> Step<'_> {
         match self {
             Entry::Callback(c) if !is_failure => Step::Call(c),

@@ -247,18 +247,45 @@ fn classify_slow(obj: &Bound<'_, PyAny>, tag: u32) -> PyResult<ResultKind> {
     // Only once every class it compares with is known: before that, an answer
     // could change.
     if !foreign.is_null() && !public.is_null() {
+        let tag = if tag == 0 { assign_version_tag(obj) } else { tag };
         remember(tag, kind);
     }
     Ok(kind)
 }
 
-/// Classes recently classified, by version tag: `tag << 8 | kind`, in one of four
-/// entries chosen by the tag's low bits.  A version tag is never handed out twice
+/// Give `obj`'s class a version tag if it can be done without running Python code,
+/// and return the class's tag (0 if it still has none).
+///
+/// CPython hands out a tag on a class's first lookup through its type cache, so a
+/// class nothing was ever looked up on (on 3.11, `Exception` itself, raised and
+/// caught without any attribute read) would otherwise be classified from its MRO on
+/// every raise.  The lookup made here is of a name no class defines, on a class whose
+/// metaclass is exactly `type`: `type.__getattribute__` then only searches the
+/// namespaces of `type` and of the class's MRO, finds nothing, and raises
+/// `AttributeError` (dropped here) without calling any descriptor or `__getattr__`.
+/// A class with another metaclass is left as it is.
+#[cold]
+fn assign_version_tag(obj: &Bound<'_, PyAny>) -> u32 {
+    let py = obj.py();
+    let cls = obj.get_type();
+    if !cls.get_type().is(PyType::new::<PyType>(py)) {
+        return 0;
+    }
+    let _ = cls.getattr_opt(pyo3::intern!(py, "__txdefer_version_tag_probe__"));
+    crate::debug_flag::type_version_tag(obj)
+}
+
+/// Classes recently classified, by version tag: `tag << 8 | kind`, in one of
+/// `CLASSIFIED_ENTRIES` entries chosen by the tag's low bits (with only four, an
+/// exception class and `Failure` could share an entry and push each other out on
+/// every raise, as they did in the errback benchmark).  A version tag is never handed out twice
 /// and is reset when the class, or any class in its MRO, changes (see
 /// `debug_flag::type_version_tag`), so an entry whose tag matches the object's
 /// class is that class as it was classified.  Tag 0 (none) is never stored or
 /// matched.
-static CLASSIFIED: [std::sync::atomic::AtomicU64; 4] = [const { std::sync::atomic::AtomicU64::new(0) }; 4];
+const CLASSIFIED_ENTRIES: usize = 64;
+static CLASSIFIED: [std::sync::atomic::AtomicU64; CLASSIFIED_ENTRIES] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; CLASSIFIED_ENTRIES];
 
 const KINDS: [ResultKind; 4] = [
     ResultKind::Plain,
@@ -272,7 +299,7 @@ fn classified(tag: u32) -> Option<ResultKind> {
     if tag == 0 {
         return None;
     }
-    let entry = CLASSIFIED[(tag & 3) as usize].load(std::sync::atomic::Ordering::Relaxed);
+    let entry = CLASSIFIED[tag as usize % CLASSIFIED_ENTRIES].load(std::sync::atomic::Ordering::Relaxed);
     if (entry >> 8) as u32 == tag {
         KINDS.get((entry & 0xff) as usize).copied()
     } else {
@@ -285,7 +312,7 @@ fn remember(tag: u32, kind: ResultKind) {
         return;
     }
     let index = KINDS.iter().position(|k| *k == kind).unwrap_or(0) as u64;
-    CLASSIFIED[(tag & 3) as usize].store(u64::from(tag) << 8 | index, std::sync::atomic::Ordering::Relaxed);
+    CLASSIFIED[tag as usize % CLASSIFIED_ENTRIES].store(u64::from(tag) << 8 | index, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// `isinstance(obj, Failure)`, by the object's real type.

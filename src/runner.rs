@@ -96,6 +96,9 @@ pub fn run_callbacks(start: &Bound<'_, Deferred>) -> PyResult<()> {
             }
         }
     }
+    for frame in stack.drain(..) {
+        frame.d.drop_ref(py);
+    }
     outcome
 }
 
@@ -180,8 +183,10 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
                         }
                         old
                     };
-                    drop(old);
-                    drop(entry);
+                    if let Some(old) = old {
+                        old.drop_ref(py);
+                    }
+                    entry.release(py);
                     if new_is_deferred {
                         if chain_on(py, &current, &new_result)? {
                             break current.get().lock()?.debug_info.is_some();

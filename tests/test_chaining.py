@@ -533,3 +533,58 @@ def test_result_class_whose_bases_change_is_recognised_afresh(impl: Impl) -> Non
         assert run() == ("errback", ValueError)
         assert run() == ("errback", ValueError)
         Odd.__bases__ = (NotFailure,)
+
+
+def test_exception_class_with_its_own_metaclass_sees_the_lookups_Twisted_makes(
+    impl: Impl,
+) -> None:
+    # txdefer gives a class on which nothing was looked up a version tag by a lookup
+    # of its own, but only when the metaclass is exactly ``type``: a metaclass's
+    # ``__getattribute__`` sees the same names as under Twisted.
+    seen: list[str] = []
+
+    class Recording(type):
+        def __getattribute__(cls, name: str) -> Any:
+            seen.append(name)
+            return super().__getattribute__(name)
+
+    class Odd(Exception, metaclass=Recording):
+        pass
+
+    def raiser(_: object) -> None:
+        raise Odd("x")
+
+    got: list[object] = []
+    for _ in range(2):
+        d = impl.Deferred()
+        d.addCallback(raiser)
+        d.addErrback(lambda f: got.append((f.type, f.check(Odd))))
+        d.callback(None)
+    assert got == [(Odd, Odd), (Odd, Odd)]
+    # Twisted's Failure reads the class's name and MRO; check() reads the name.
+    once = ["__module__", "__name__", "__mro__", "__module__", "__name__"]
+    assert seen == once + once
+
+
+def test_many_result_classes_in_turn_are_each_recognised(impl: Impl) -> None:
+    # More classes than txdefer remembers at once, met in turn and again: each
+    # result is still a Failure, a Deferred or a plain value as its class says.
+    failures = [type(f"F{i}", (Failure,), {}) for i in range(40)]
+    plains = [type(f"E{i}", (Exception,), {}) for i in range(40)]
+    deferreds = [type(f"D{i}", (impl.Deferred,), {}) for i in range(40)]
+    for _ in range(3):
+        for fcls, ecls, dcls in zip(failures, plains, deferreds):
+            failed = fcls(ValueError("boom"))
+            plain = ecls("plain")
+            inner = dcls()
+            inner.callback("inner")
+            for value, expected in [
+                (failed, ("errback", ValueError)),
+                (plain, ("callback", plain)),
+                (inner, ("callback", "inner")),
+            ]:
+                d = impl.Deferred()
+                d.addCallback(lambda _, v=value: v)
+                d.addCallbacks(lambda r: ("callback", r), lambda f: ("errback", f.type))
+                d.callback(None)
+                assert result_of(d) == expected
