@@ -345,7 +345,15 @@ impl Entry {
     pub fn release(self, py: Python<'_>) {
         match self {
             Entry::Callback(call) | Entry::Errback(call) | Entry::Both(call) => call.release(py),
-            other => drop(other),
+            Entry::Pair(pair) => {
+                let [callback, errback] = *pair;
+                callback.release(py);
+                errback.release(py);
+            }
+            Entry::Continue(d) | Entry::Chain(d) => d.drop_ref(py),
+            Entry::ForeignContinue(waiting) => waiting.drop_ref(py),
+            Entry::Native(Native::Resume(driver)) => driver.drop_ref(py),
+            Entry::Native(Native::ListMember(collector, _)) => collector.drop_ref(py),
         }
     }
 

@@ -207,7 +207,9 @@ fn wait_on<'py>(
             // Not fired yet: get called back later.
             let old = st.waiting_on.replace(awaited.clone().unbind());
             drop(st);
-            drop(old);
+            if let Some(old) = old {
+                old.drop_ref(py);
+            }
             Ok(None)
         }
     }

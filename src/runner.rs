@@ -237,9 +237,12 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
             if maybe_failed || has_info {
                 update_debug_info(py, &current)?;
             }
-            let frame = stack.pop();
-            if frame.is_some_and(|f| f.kind == Kind::Call) {
-                returned_from_call(py, stack)?;
+            if let Some(frame) = stack.pop() {
+                let was_call = frame.kind == Kind::Call;
+                frame.d.drop_ref(py);
+                if was_call {
+                    returned_from_call(py, stack)?;
+                }
             }
         }
     }
