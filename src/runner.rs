@@ -147,28 +147,32 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
             match entry.step(is_fail) {
                 step @ (Step::Call(_) | Step::Native(_) | Step::PassThrough) => {
                     let passed_through = matches!(step, Step::PassThrough);
-                    let returned = match step {
-                        Step::Call(call) => {
-                            warn_if_self(&current, call.invoke(py, result), || Ok(call.func(py)))
-                        }
-                        Step::Native(native) => {
-                            warn_if_self(&current, native.invoke(py, result), || native.offender(py))
-                        }
+                    let mut returned = match step {
+                        Step::Call(call) => call.invoke(py, result),
+                        Step::Native(native) => native.invoke(py, result),
                         // Twisted calls `passthru`/`_failthru`, which return the result
-                        // unchanged (and are named if that is this Deferred).
-                        _ => warn_if_self(&current, Ok(result), || {
+                        // unchanged.
+                        _ => Ok(result),
+                    };
+                    // Twisted warns, naming the function it called, when that returned
+                    // the Deferred it is attached to.
+                    warn_if_self(&current, &mut returned, || match step {
+                        Step::Call(call) => Ok(call.func(py)),
+                        Step::Native(native) => native.offender(py),
+                        _ => {
                             let foreign = imports::foreign(py)?;
                             let offender = if is_fail { &foreign.twisted_failthru } else { &foreign.twisted_passthru };
                             Ok(offender.bind(py).clone())
-                        }),
-                    };
+                        }
+                    });
                     let (new_result, new_kind) = match returned {
                         Ok(value) if passed_through => (value, kind),
-                        returned => {
-                            let value = match returned {
-                                Ok(value) => value,
-                                Err(err) => make_failure(py, start, &err)?,
-                            };
+                        Ok(value) => {
+                            let new_kind = imports::classify(&value)?;
+                            (value, new_kind)
+                        }
+                        Err(err) => {
+                            let value = make_failure(py, start, &err)?;
                             let new_kind = imports::classify(&value)?;
                             (value, new_kind)
                         }
@@ -251,18 +255,18 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
 
 /// Twisted's check after each callback: one that returned the Deferred it is attached
 /// to gets a warning naming `offender` (the function Twisted would have called); a
-/// warning turned into an error becomes the callback's error.
+/// warning turned into an error becomes the callback's error.  Checked in place, so
+/// that the result is not moved on the common path.
+#[inline(always)]
 fn warn_if_self<'py>(
     current: &Bound<'py, Deferred>,
-    returned: PyResult<Bound<'py, PyAny>>,
+    returned: &mut PyResult<Bound<'py, PyAny>>,
     offender: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
-) -> PyResult<Bound<'py, PyAny>> {
-    match returned {
-        Ok(value) if value.is(current) => {
-            imports::warn_about_function(&offender()?, SELF_RETURN_WARNING)?;
-            Ok(value)
+) {
+    if matches!(returned, Ok(value) if value.is(current)) {
+        if let Err(err) = offender().and_then(|f| imports::warn_about_function(&f, SELF_RETURN_WARNING)) {
+            *returned = Err(err);
         }
-        other => other,
     }
 }
 
