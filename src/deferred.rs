@@ -68,6 +68,7 @@ impl Drop for ReprDepth {
 }
 
 /// The mutable state of one Deferred.  Field names follow Twisted's attributes.
+/// (On CPython 3.13 it is freed by `teardown`, which bounds nested teardowns.)
 #[derive(Default)]
 pub struct State {
     /// `result`; `None` until the Deferred is fired (the attribute is then absent).

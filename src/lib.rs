@@ -25,6 +25,8 @@ mod queue;
 mod runner;
 mod shortcuts;
 mod slots;
+#[cfg(all(Py_3_13, not(Py_3_14)))]
+mod teardown;
 
 use pyo3::prelude::*;
 

@@ -222,6 +222,45 @@ def test_dropping_a_million_deep_unfired_chainDeferred_chain(ours: Impl) -> None
     assert proc.stdout.strip() == "freed True"
 
 
+_LINKS = {
+    "result": "d.callback(following)",
+    "assigned_result": "d.result = following",
+    "callback": "d.addCallback(lambda r, following=following: following)",
+}
+
+
+@pytest.mark.parametrize("link", sorted(_LINKS))
+def test_dropping_a_million_deep_chain_in_a_thread_with_a_small_stack(ours: Impl, link: str) -> None:
+    """
+    A chain of a million Deferreds, each holding the next (as its result, or through a
+    callback), is freed by nested deallocations.  They stay shallow enough for a thread
+    with 256 KiB of stack, on every CPython: up to 3.12 and from 3.14 on, CPython's own
+    trashcan bounds them; on 3.13, whose trashcan steps in only near its C recursion
+    limit (10,000 levels, too deep for such a stack), txdefer bounds its own.
+    """
+    proc = _run(
+        f"""
+        import threading
+        first = d = D()
+        for _ in range({MILLION}):
+            following = D()
+            {_LINKS[link]}
+            d = following
+        del d, following
+        chain = [first]
+        del first
+        threading.stack_size(256 * 1024)
+        t = threading.Thread(target=chain.clear)
+        t.start()
+        t.join()
+        print("survived", len(chain))
+        """,
+        ours,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "survived 0"
+
+
 def test_str_of_a_result_chain_deeper_than_the_recursion_limit(impl: Impl) -> None:
     """
     ``str()`` shows the result's ``repr()``: through a chain of Deferreds each holding

@@ -58,18 +58,6 @@ DESELECT = (
 )
 
 
-#: CPython 3.13 lets nested deallocations go about ten thousand levels deep before its
-#: trashcan defers them (3.10-3.12 defer after fifty, 3.14 watches the real stack).
-#: Freeing a chain of Deferreds that hold each other then takes about 400 bytes of
-#: stack per link in a release build, but more than 800 in a debug build, which
-#: overflows the main thread's 8 MiB there.  The million-deep drops run in every
-#: other configuration (and on 3.13 with the release build); see the README's
-#: compatibility notes.
-DEBUG_BUILD_DESELECT = (
-    " and not test_dropping_a_million" if sys.version_info[:2] == (3, 13) else ""
-)
-
-
 def _run_core_tests(
     env: dict[str, str], timeout: float, deselect: str = DESELECT
 ) -> subprocess.CompletedProcess[str]:
@@ -200,7 +188,7 @@ def test_core_tests_pass_with_a_debug_build(tmp_path: Path) -> None:
         timeout=60,
     )
     assert loaded.stdout.strip() == str(target), loaded.stderr
-    proc = _run_core_tests(env, timeout=900, deselect=DESELECT + DEBUG_BUILD_DESELECT)
+    proc = _run_core_tests(env, timeout=900)
     assert _passed(proc), proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
