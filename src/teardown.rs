@@ -20,8 +20,8 @@ use std::cell::{Cell, RefCell};
 
 use crate::deferred::State;
 
-/// Nested teardowns after which the rest is put aside.
-const MAX_NESTING: u32 = 100;
+/// Nested teardowns after which the rest is put aside (CPython's trashcan used 50).
+const MAX_NESTING: u32 = 50;
 
 thread_local! {
     /// Teardowns of states in progress on this thread.
