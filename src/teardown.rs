@@ -23,8 +23,12 @@ use crate::deferred::State;
 /// Nested teardowns after which the rest is put aside (CPython's trashcan used 50).
 const MAX_NESTING: u32 = 50;
 
+/// Set in `NESTING` while something is put aside.
+const PUT_ASIDE_FLAG: u32 = 1 << 31;
+
 thread_local! {
-    /// Teardowns of states in progress on this thread.
+    /// Teardowns of states in progress on this thread, and `PUT_ASIDE_FLAG`.  One
+    /// thread-local read per teardown: the list below is only touched when used.
     static NESTING: Cell<u32> = const { Cell::new(0) };
     /// States put aside, freed by the outermost teardown.
     static PUT_ASIDE: RefCell<Vec<State>> = const { RefCell::new(Vec::new()) };
@@ -35,23 +39,26 @@ impl Drop for State {
         if self.holds_nothing() {
             return;
         }
-        let nesting = NESTING.with(|n| {
-            let nesting = n.get() + 1;
-            n.set(nesting);
-            nesting
-        });
-        if nesting <= MAX_NESTING || !put_aside(self) {
-            self.release();
-        }
-        if nesting == 1 {
-            // The outermost teardown: free what was put aside, one state at a time.
-            // The count stays at 1 meanwhile, so that those teardowns (which may put
-            // more aside) do not drain the list themselves, one inside the other.
-            while let Some(held) = PUT_ASIDE.try_with(|aside| aside.borrow_mut().pop()).ok().flatten() {
-                drop(held);
+        NESTING.with(|count| {
+            let nesting = (count.get() & !PUT_ASIDE_FLAG) + 1;
+            count.set(count.get() & PUT_ASIDE_FLAG | nesting);
+            if nesting <= MAX_NESTING || !put_aside(self) {
+                self.release();
+            } else {
+                count.set(count.get() | PUT_ASIDE_FLAG);
             }
-        }
-        NESTING.with(|n| n.set(nesting - 1));
+            if nesting == 1 && count.get() & PUT_ASIDE_FLAG != 0 {
+                // The outermost teardown: free what was put aside, one state at a
+                // time.  The count stays at 1 meanwhile, so that those teardowns
+                // (which may put more aside) do not drain the list themselves, one
+                // inside the other.
+                while let Some(held) = PUT_ASIDE.try_with(|aside| aside.borrow_mut().pop()).ok().flatten() {
+                    drop(held);
+                }
+                count.set(count.get() & !PUT_ASIDE_FLAG);
+            }
+            count.set(count.get() & PUT_ASIDE_FLAG | (nesting - 1));
+        });
     }
 }
 
@@ -72,7 +79,9 @@ impl State {
         drop(self.canceller.take());
         drop(self.chained_to.take());
         drop(self.debug_info.take());
-        drop(self.callbacks.take());
+        if !self.callbacks.is_empty() {
+            drop(self.callbacks.take());
+        }
     }
 }
 
