@@ -152,24 +152,27 @@ pub fn public_switch(cls: &Bound<'_, PyType>) -> Option<bool> {
         if !found.is(&registered.descriptor) {
             return None;
         }
-        let tag = if tag == 0 { assign_version_tag(cls) } else { tag };
+        // A program that only makes Deferreds (`succeed()`, `await`) never looks an
+        // attribute up on the class: give it a tag here, by a lookup of `debug`,
+        // just seen to be the registered descriptor, whose `__get__` only reads the
+        // switch.
+        let tag = if tag == 0 { assign_version_tag(cls, "debug") } else { tag };
         VERIFIED_TAG.store(tag, Ordering::Relaxed);
     }
     Some(DEBUG.load(Ordering::Relaxed))
 }
 
-/// Give `cls` a version tag if it has none, and return it (0 if CPython gives none).
+/// Give `cls` a version tag if it has none, by looking `name` up on it, and return
+/// the tag (0 if CPython gives none).
 ///
 /// CPython hands out a tag on a class's first attribute lookup through its type
-/// cache, not when the class is made or changed: a program that only makes Deferreds
-/// (`succeed()`, `await`) and never looks an attribute up on the class would
-/// otherwise leave it at 0 and take the namespace lookup above on every creation.
-/// The lookup made here is of `debug`, just seen to be the registered descriptor,
-/// whose `__get__` only reads the switch: no other code runs.
+/// cache, not when the class is made or changed; a class nothing was looked up on
+/// keeps 0, and whatever is remembered by tag (here, and in `imports::classify`) is
+/// looked up again every time.  The caller chooses a `name` whose lookup runs no
+/// Python code.  An error (none is expected) only leaves the tag unassigned.
 #[cold]
-fn assign_version_tag(cls: &Bound<'_, PyType>) -> u32 {
-    // An error (none is expected) only leaves the tag unassigned.
-    let _ = cls.getattr(intern!(cls.py(), "debug"));
+pub fn assign_version_tag(cls: &Bound<'_, PyType>, name: &str) -> u32 {
+    let _ = cls.getattr_opt(name);
     version_tag(cls)
 }
 

@@ -253,17 +253,17 @@ fn classify_slow(obj: &Bound<'_, PyAny>, tag: u32) -> PyResult<ResultKind> {
     Ok(kind)
 }
 
-/// Give `obj`'s class a version tag if it can be done without running Python code,
-/// and return the class's tag (0 if it still has none).
+/// Give `obj`'s class a version tag (`debug_flag::assign_version_tag`) if that can
+/// be done without running Python code, and return the class's tag (0 if it still
+/// has none).
 ///
-/// CPython hands out a tag on a class's first lookup through its type cache, so a
-/// class nothing was ever looked up on (on 3.11, `Exception` itself, raised and
+/// A class nothing was ever looked up on (on 3.11, `Exception` itself, raised and
 /// caught without any attribute read) would otherwise be classified from its MRO on
 /// every raise.  The lookup made here is of a name no class defines, on a class whose
 /// metaclass is exactly `type`: `type.__getattribute__` then only searches the
 /// namespaces of `type` and of the class's MRO, finds nothing, and raises
-/// `AttributeError` (dropped here) without calling any descriptor or `__getattr__`.
-/// A class with another metaclass is left as it is.
+/// `AttributeError` (dropped) without calling any descriptor or `__getattr__`.  A
+/// class with another metaclass is left as it is.
 #[cold]
 fn assign_version_tag(obj: &Bound<'_, PyAny>) -> u32 {
     let py = obj.py();
@@ -271,15 +271,14 @@ fn assign_version_tag(obj: &Bound<'_, PyAny>) -> u32 {
     if !cls.get_type().is(PyType::new::<PyType>(py)) {
         return 0;
     }
-    let _ = cls.getattr_opt(pyo3::intern!(py, "__txdefer_version_tag_probe__"));
-    crate::debug_flag::type_version_tag(obj)
+    crate::debug_flag::assign_version_tag(&cls, "__txdefer_version_tag_probe__")
 }
 
 /// Classes recently classified, by version tag: `tag << 8 | kind`, in one of
 /// `CLASSIFIED_ENTRIES` entries chosen by the tag's low bits (with only four, an
 /// exception class and `Failure` could share an entry and push each other out on
-/// every raise, as they did in the errback benchmark).  A version tag is never handed out twice
-/// and is reset when the class, or any class in its MRO, changes (see
+/// every raise, as they did in the errback benchmark).  A version tag is never
+/// handed out twice and is reset when the class, or any class in its MRO, changes (see
 /// `debug_flag::type_version_tag`), so an entry whose tag matches the object's
 /// class is that class as it was classified.  Tag 0 (none) is never stored or
 /// matched.

@@ -23,12 +23,8 @@ use crate::deferred::State;
 /// Nested teardowns after which the rest is put aside (CPython's trashcan used 50).
 const MAX_NESTING: u32 = 50;
 
-/// Set in `NESTING` while something is put aside.
-const PUT_ASIDE_FLAG: u32 = 1 << 31;
-
 thread_local! {
-    /// Teardowns of states in progress on this thread, and `PUT_ASIDE_FLAG`.  One
-    /// thread-local read per teardown: the list below is only touched when used.
+    /// Teardowns of states in progress on this thread.
     static NESTING: Cell<u32> = const { Cell::new(0) };
     /// States put aside, freed by the outermost teardown.
     static PUT_ASIDE: RefCell<Vec<State>> = const { RefCell::new(Vec::new()) };
@@ -40,14 +36,12 @@ impl Drop for State {
             return;
         }
         NESTING.with(|count| {
-            let nesting = (count.get() & !PUT_ASIDE_FLAG) + 1;
-            count.set(count.get() & PUT_ASIDE_FLAG | nesting);
+            let nesting = count.get() + 1;
+            count.set(nesting);
             if nesting <= MAX_NESTING || !put_aside(self) {
                 self.release();
-            } else {
-                count.set(count.get() | PUT_ASIDE_FLAG);
             }
-            if nesting == 1 && count.get() & PUT_ASIDE_FLAG != 0 {
+            if nesting == 1 {
                 // The outermost teardown: free what was put aside, one state at a
                 // time.  The count stays at 1 meanwhile, so that those teardowns
                 // (which may put more aside) do not drain the list themselves, one
@@ -55,9 +49,8 @@ impl Drop for State {
                 while let Some(held) = PUT_ASIDE.try_with(|aside| aside.borrow_mut().pop()).ok().flatten() {
                     drop(held);
                 }
-                count.set(count.get() & !PUT_ASIDE_FLAG);
             }
-            count.set(count.get() & PUT_ASIDE_FLAG | (nesting - 1));
+            count.set(nesting - 1);
         });
     }
 }
