@@ -9,8 +9,10 @@
 //! slot, without raising `StopIteration`.  So does this iterator, where the
 //! interpreter uses that slot (CPython 3.10 and 3.11, whose `await` and `yield from`
 //! call `PyIter_Send`): an `await` of a Deferred that has its result then costs no
-//! exception object.  Elsewhere `__next__` raises `StopIteration(result)`, as a
-//! generator's return does.
+//! exception object.  Elsewhere (`next()`, and `await` on CPython 3.12 and later,
+//! which calls `tp_iternext`) it raises `StopIteration(result)`, bare for `None`, as
+//! a generator's return does; its `tp_iternext` makes that exception directly, not
+//! through PyO3's error type.
 
 use pyo3::exceptions::{PyAssertionError, PyStopIteration};
 use pyo3::prelude::*;
@@ -163,6 +165,8 @@ impl DeferredIterator {
         let py = slf.py();
         match Self::step(slf)? {
             Step::Yield(d) => Ok(d),
+            // A generator returning `None` raises a bare `StopIteration`.
+            Step::Return(result) if result.is_none(py) => Err(PyStopIteration::new_err(())),
             Step::Return(result) => {
                 // The `StopIteration(result)` instance made here and raised as it is:
                 // cheaper than a lazily built error, which would be set, fetched and
@@ -207,9 +211,11 @@ impl DeferredIterator {
     }
 }
 
-/// Give `DeferredIterator` its `am_send` slot (called once, when the module is
-/// initialised).  PyO3 has no way to declare that slot, so it is written into the
-/// type object PyO3 made.
+/// Give `DeferredIterator` its `am_send` and `tp_iternext` slots (called once, when
+/// the module is initialised).  PyO3 has no way to declare `am_send`, and its
+/// `tp_iternext` reports a returned result through a lazily built `PyErr`; both are
+/// written into the type object PyO3 made.  (`it.__next__()` and `it.send(v)` stay
+/// PyO3's methods, with the same behaviour.)
 #[cfg(all(Py_3_10, not(any(Py_LIMITED_API, Py_GIL_DISABLED, PyPy, GraalPy))))]
 pub fn install_send_slot(py: Python<'_>) {
     let ty = py.get_type::<DeferredIterator>();
@@ -218,27 +224,31 @@ pub fn install_send_slot(py: Python<'_>) {
     // (kept alive by `ty`, and by PyO3's lazy type object for the life of the
     // process).  PyO3 builds it with `PyType_FromSpec`, which makes a heap type whose
     // `tp_as_async` points to the `as_async` struct inside the same allocation
-    // (never null for a heap type; checked anyway), so the write stays inside memory
-    // that CPython owns for this type and that nothing else aliases mutably.  It is
-    // made while this thread is attached to the interpreter (`py`) on a GIL build, at
-    // module initialisation, before any `DeferredIterator` exists, so no other thread
-    // and no interpreter code reads the slot concurrently.  `am_send` has exactly
-    // the C signature of `sendfunc`.  Slots are not cached by the type's version tag,
-    // so no `PyType_Modified` is needed.
+    // (never null for a heap type; checked anyway), so the writes stay inside memory
+    // that CPython owns for this type and that nothing else aliases mutably.  They
+    // are made while this thread is attached to the interpreter (`py`) on a GIL
+    // build, at module initialisation, before any `DeferredIterator` exists, so no
+    // other thread and no interpreter code reads the slots concurrently.  `am_send`
+    // and `tp_iternext` have exactly the C signatures of `sendfunc` and
+    // `iternextfunc`.  The type is final (no subclass inherits the old slots), and
+    // slots are not cached by the type's version tag, so no `PyType_Modified` is
+    // needed.
     unsafe {
         let methods = (*tp).tp_as_async;
         if !methods.is_null() {
             (*methods).am_send = Some(am_send);
         }
+        (*tp).tp_iternext = Some(tp_iternext);
     }
 }
 
 #[cfg(not(all(Py_3_10, not(any(Py_LIMITED_API, Py_GIL_DISABLED, PyPy, GraalPy)))))]
 pub fn install_send_slot(_py: Python<'_>) {}
 
-/// The `am_send` slot: `PyIter_Send(iterator, value, &result)`.  The value sent is
-/// ignored, as by `send()`.  A Rust panic is turned into `PanicException`, as PyO3's
-/// own trampolines do.
+/// The `am_send` slot: `PyIter_Send(iterator, value, &result)` (the `await` and
+/// `yield from` of CPython 3.10 and 3.11).  The value sent is ignored, as by
+/// `send()`.  A Rust panic is turned into `PanicException`, as PyO3's own
+/// trampolines do (here and in `tp_iternext`).
 #[cfg(all(Py_3_10, not(any(Py_LIMITED_API, Py_GIL_DISABLED, PyPy, GraalPy))))]
 unsafe extern "C" fn am_send(
     iter: *mut pyo3::ffi::PyObject,
@@ -273,4 +283,51 @@ unsafe extern "C" fn am_send(
     // (owned) one, or null with an exception set, as `sendfunc` requires.
     unsafe { *presult = object };
     status
+}
+
+/// The `tp_iternext` slot: `next(iterator)`, and the `await` and `yield from` of
+/// CPython 3.12 and later, whose `SEND` calls `tp_iternext` for an iterator that is
+/// not a generator.  A result is returned the way a generator's `return` is:
+/// nothing raised for `None` (CPython then raises a bare `StopIteration` where one
+/// is needed, as for a generator), else `StopIteration(result)`, made and raised
+/// directly rather than through a `PyErr`.
+#[cfg(all(Py_3_10, not(any(Py_LIMITED_API, Py_GIL_DISABLED, PyPy, GraalPy))))]
+unsafe extern "C" fn tp_iternext(iter: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject {
+    // SAFETY: CPython calls a type's `tp_iternext` with the calling thread attached
+    // and with `iter` a valid, borrowed reference to an instance of this type (the
+    // slot is only installed on `DeferredIterator`, which is final).
+    let py = unsafe { Python::assume_attached() };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: `iter` is a valid borrowed reference (above).
+        let iter = unsafe { Bound::from_borrowed_ptr(py, iter) };
+        let iter = iter.cast_into::<DeferredIterator>().map_err(PyErr::from)?;
+        DeferredIterator::step(&iter)
+    }));
+    match outcome {
+        Ok(Ok(Step::Yield(d))) => d.into_ptr(),
+        Ok(Ok(Step::Return(result))) => {
+            let result = result.into_bound(py);
+            if !result.is_none() {
+                match py.get_type::<PyStopIteration>().call1((result,)) {
+                    // SAFETY: the thread is attached; `PyErr_SetRaisedException`
+                    // takes the (owned) reference to an exception instance given to
+                    // it, which `into_ptr` hands over.
+                    #[cfg(Py_3_12)]
+                    Ok(stop) => unsafe { pyo3::ffi::PyErr_SetRaisedException(stop.into_ptr()) },
+                    #[cfg(not(Py_3_12))]
+                    Ok(stop) => PyErr::from_value(stop).restore(py),
+                    Err(err) => err.restore(py),
+                }
+            }
+            std::ptr::null_mut()
+        }
+        Ok(Err(err)) => {
+            err.restore(py);
+            std::ptr::null_mut()
+        }
+        Err(payload) => {
+            crate::errors::restore_panic(py, payload, "panic in DeferredIterator");
+            std::ptr::null_mut()
+        }
+    }
 }

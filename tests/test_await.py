@@ -256,6 +256,31 @@ def test_await_returns_the_result_object_itself(impl: Impl, value: object) -> No
     assert all(each is value for each in seen)
 
 
+@pytest.mark.parametrize("step", ["next", "__next__", "send"])
+@pytest.mark.parametrize("value", _AWKWARD_RESULTS, ids=repr)
+def test_stepping_the_iterator_by_hand_stops_as_a_returning_generator_does(
+    impl: Impl, value: object, step: str
+) -> None:
+    """
+    The ``StopIteration`` is the one a generator's ``return value`` raises: it carries
+    the result object as ``value`` and ``args[0]``, and is bare for ``None``.
+    """
+    it = impl.succeed(value).__await__()
+    with pytest.raises(StopIteration) as stop:
+        if step == "next":
+            next(it)
+        elif step == "__next__":
+            it.__next__()
+        else:
+            it.send(None)
+    assert stop.value.value is value
+    if value is None:
+        assert stop.value.args == ()
+    else:
+        assert len(stop.value.args) == 1
+        assert stop.value.args[0] is value
+
+
 def test_await_fired_later(impl: Impl) -> None:
     waiting: Any = impl.Deferred()
     steps: list[object] = []
