@@ -262,9 +262,9 @@ unsafe extern "C" fn am_send(
     // pointer to write the result to.
     let py = unsafe { Python::assume_attached() };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // SAFETY: `iter` is a valid borrowed reference (above).
-        let iter = unsafe { Bound::from_borrowed_ptr(py, iter) };
-        let iter = iter.cast_into::<DeferredIterator>().map_err(PyErr::from)?;
+        // SAFETY: `iter` is a valid borrowed reference to a `DeferredIterator`
+        // (above), alive for this call.
+        let iter = unsafe { pyo3::Borrowed::from_ptr(py, iter).cast_unchecked::<DeferredIterator>() };
         DeferredIterator::step(&iter)
     }));
     let (status, object) = match outcome {
@@ -298,9 +298,9 @@ unsafe extern "C" fn tp_iternext(iter: *mut pyo3::ffi::PyObject) -> *mut pyo3::f
     // slot is only installed on `DeferredIterator`, which is final).
     let py = unsafe { Python::assume_attached() };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // SAFETY: `iter` is a valid borrowed reference (above).
-        let iter = unsafe { Bound::from_borrowed_ptr(py, iter) };
-        let iter = iter.cast_into::<DeferredIterator>().map_err(PyErr::from)?;
+        // SAFETY: `iter` is a valid borrowed reference to a `DeferredIterator`
+        // (above), alive for this call.
+        let iter = unsafe { pyo3::Borrowed::from_ptr(py, iter).cast_unchecked::<DeferredIterator>() };
         DeferredIterator::step(&iter)
     }));
     match outcome {
