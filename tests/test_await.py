@@ -403,6 +403,52 @@ def test_awaiting_a_coroutine_that_awaits(impl: Impl) -> None:
     assert fired_with(d) == "outer:in"
 
 
+class _SentValueAwaitable:
+    """An awaitable whose iterator yields a Deferred and returns what is sent back."""
+
+    def __init__(self, d: object) -> None:
+        self.d = d
+
+    def __await__(self) -> Generator[Any, Any, object]:
+        sent = yield self.d
+        return ("sent", sent)
+
+
+def test_an_awaitable_that_yields_a_deferred_is_sent_its_result(impl: Impl) -> None:
+    waiting: Any = impl.Deferred()
+    direct: Any = impl.Deferred()
+
+    async def main() -> tuple[object, object]:
+        first = await _SentValueAwaitable(waiting)
+        second = await direct
+        return first, second
+
+    d: Any = impl.ensureDeferred(main())
+    waiting.callback("w")
+    assert not d.called
+    direct.callback("d")
+    assert fired_with(d) == (("sent", "w"), "d")
+
+
+def test_each_coroutine_of_an_await_chain_gets_the_result_it_awaited(impl: Impl) -> None:
+    ds = [impl.Deferred() for _ in range(3)]
+
+    async def innermost() -> list[object]:
+        return [await ds[0], await _SentValueAwaitable(ds[1])]
+
+    async def middle() -> list[object]:
+        return [*await innermost(), await ds[2]]
+
+    async def outer() -> object:
+        return ("outer", await middle())
+
+    d: Any = impl.ensureDeferred(outer())
+    for i, waiting in enumerate(ds):
+        assert not d.called
+        waiting.callback(i)
+    assert fired_with(d) == ("outer", [0, ("sent", 1), 2])
+
+
 def test_contextvars_are_kept_across_awaits(impl: Impl) -> None:
     var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
     waiting: Any = impl.Deferred()
