@@ -57,6 +57,17 @@ impl Call {
         Ok(Call { head, args, kwargs })
     }
 
+    /// `addCallback(f)`: the callable alone, which must not be a `tuple` (a tuple head
+    /// is read as the callable packed with its arguments; `from_call_args` packs one).
+    #[inline(always)]
+    pub fn from_func(func: Py<PyAny>) -> Self {
+        Call {
+            head: func,
+            args: None,
+            kwargs: None,
+        }
+    }
+
     /// `addCallback(*call_args, **kwargs)`: `call_args` is `(f, *args)`, non-empty.
     #[inline(always)]
     pub fn from_call_args(call_args: Bound<'_, PyTuple>, kwargs: Option<Bound<'_, PyAny>>) -> Self {

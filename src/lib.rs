@@ -18,6 +18,7 @@ mod debug_flag;
 mod deferred;
 mod deferred_list;
 mod errors;
+mod fast_methods;
 mod imports;
 mod inline_callbacks;
 mod lock;
@@ -53,6 +54,7 @@ fn _is_deferred(obj: &Bound<'_, PyAny>) -> bool {
 fn _register_public(cls: Bound<'_, pyo3::types::PyType>) -> PyResult<()> {
     debug_flag::register(&cls)?;
     construct::install_vectorcall(&cls);
+    fast_methods::install(&cls)?;
     deferred::register_public(cls);
     Ok(())
 }
@@ -129,6 +131,7 @@ mod _core {
         let py = m.py();
         m.add("_DEFERRED_SUBCLASSES", super::deferred::subclasses(py)?)?;
         super::await_iter::install_send_slot(py);
+        super::fast_methods::install(&py.get_type::<super::deferred::Deferred>())?;
         m.add_function(pyo3::wrap_pyfunction!(super::_configure, m)?)?;
         m.add_function(pyo3::wrap_pyfunction!(super::_register_public, m)?)?;
         m.add_function(pyo3::wrap_pyfunction!(super::_panic_for_test, m)?)?;

@@ -1197,3 +1197,78 @@ def test_a_subclass_is_made_by_its_own_init(impl: Impl) -> None:
 
     d: Any = Sub("mine")
     assert (type(d), d.label, d.called, d._canceller) == (Sub, "mine", False, None)
+
+
+@pytest.mark.parametrize(
+    ("name", "signature"),
+    [
+        ("addCallback", "(self, /, callback, *args, **kwargs)"),
+        ("addErrback", "(self, /, errback, *args, **kwargs)"),
+        ("addBoth", "(self, /, callback, *args, **kwargs)"),
+        ("callback", "(self, /, result)"),
+        ("errback", "(self, /, fail=None)"),
+    ],
+)
+def test_the_hot_methods_keep_their_name_signature_and_docstring(
+    name: str, signature: str
+) -> None:
+    import inspect
+
+    import txdefer
+
+    from twisted.internet import defer
+
+    public = getattr(txdefer.Deferred, name)
+    base = getattr(txdefer._core.DeferredBase, name)
+    assert public.__qualname__ == getattr(defer.Deferred, name).__qualname__
+    assert public.__qualname__ == f"Deferred.{name}"
+    assert base.__qualname__ == f"DeferredBase.{name}"
+    for method in (public, base):
+        assert method.__name__ == name
+        assert str(inspect.signature(method)) == signature
+        assert method.__doc__
+        assert method.__doc__ == inspect.getdoc(method)
+    d = txdefer.Deferred()
+    assert getattr(d, name).__self__ is d
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda d, f: d.addCallback(f),
+        lambda d, f: d.addCallback(f, 2),
+        lambda d, f: d.addCallback(f, 2, k=3),
+        lambda d, f: d.addCallback(callback=f),
+        lambda d, f: type(d).addCallback(d, f),
+        lambda d, f: type(d).addCallback(d, callback=f),
+        lambda d, f: d.addCallback(*(f, 2)),
+        lambda d, f: d.addCallback(f, **{}),
+    ],
+)
+def test_addCallback_is_the_same_however_it_is_called(impl: Impl, call: Any) -> None:
+    seen: list[object] = []
+
+    def f(r: object, *args: object, **kwargs: object) -> str:
+        seen.append((r, args, kwargs))
+        return "done"
+
+    d: Any = impl.Deferred()
+    assert call(d, f) is d
+    d.callback(1)
+    assert fired_with(d) == "done"
+    assert len(seen) == 1 and seen[0][0] == 1
+
+
+def test_a_tuple_as_the_only_callback_is_kept_as_given(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    d.addCallback((1, 2))
+    (callbacks,) = d._callbacks
+    assert callbacks[0] == ((1, 2), (), {})
+
+
+def test_calling_a_method_through_the_base_class_on_a_non_deferred_is_a_TypeError() -> None:
+    import txdefer
+
+    for name in ("addCallback", "addErrback", "addBoth", "callback", "errback"):
+        with pytest.raises(TypeError):
+            getattr(txdefer._core.DeferredBase, name)(object(), lambda r: r)

@@ -11,6 +11,7 @@ import gc
 import weakref
 from typing import Any
 
+import pytest
 from twisted.python.failure import Failure
 
 from tests.impls import (
@@ -374,3 +375,64 @@ def test_gc_sees_callbacks_canceller_and_result(impl: Impl) -> None:
     result = Result()
     e.callback(result)
     assert _reachable(e, result)
+
+
+class _Marker:
+    pass
+
+
+def _released_at_once(impl: Impl, step: str) -> bool:
+    """
+    Run one call to a method of a Deferred that lets go of a marker object, from
+    plain Python code (no compiled frame below it), and tell whether the marker
+    is gone as the call returns, before any other call is made.
+    """
+    marker = _Marker()
+    ref = weakref.ref(marker)
+    d: Any = impl.Deferred()
+    if step == "addCallback replacing the result":
+        d.callback(marker)
+        del marker
+        d.addCallback(lambda r: None)
+    elif step == "addErrback replacing the failure":
+        d.errback(Failure(ValueError(marker)))
+        del marker
+        d.addErrback(lambda f: None)
+    elif step == "addBoth replacing the result":
+        d.callback(marker)
+        del marker
+        d.addBoth(lambda r: None)
+    elif step == "callback running a callback that held it":
+        d.addCallback(lambda r, m: None, marker)
+        del marker
+        d.callback(None)
+    elif step == "errback running an errback that held it":
+        d.addErrback(lambda f, m: None, marker)
+        del marker
+        d.errback(Failure(ValueError("x")))
+    elif step == "callback letting go of the canceller":
+        d = impl.Deferred(lambda d, m=marker: None)
+        del marker
+        d.callback(None)
+    elif step == "errback letting go of the canceller":
+        d = impl.Deferred(lambda d, m=marker: None)
+        del marker
+        d.addErrback(lambda f: None)
+        d.errback(Failure(ValueError("x")))
+    return ref() is None
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "addCallback replacing the result",
+        "addErrback replacing the failure",
+        "addBoth replacing the result",
+        "callback running a callback that held it",
+        "errback running an errback that held it",
+        "callback letting go of the canceller",
+        "errback letting go of the canceller",
+    ],
+)
+def test_what_a_method_lets_go_of_is_freed_before_it_returns(impl: Impl, step: str) -> None:
+    assert _released_at_once(impl, step)

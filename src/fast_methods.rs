@@ -1,0 +1,261 @@
+//! `addCallback`, `addErrback`, `addBoth`, `callback` and `errback` called the
+//! way C functions are called fastest.
+//!
+//! PyO3 compiles a method taking `*args, **kwargs` (as Twisted's `addCallback`
+//! does) with CPython's oldest convention: every call packs its arguments into a
+//! new tuple and goes through two layers of generic wrapper.  These five methods
+//! are the ones every Deferred's life goes through, so the methods PyO3 made are
+//! replaced, once at module initialisation, by `METH_FASTCALL | METH_KEYWORDS`
+//! methods that take the arguments in place.  They handle the common call shapes
+//! themselves (positional arguments only: `d.addCallback(f)`, `d.addCallback(f, x)`,
+//! `d.callback(result)`, `d.errback()`, `d.errback(failure)`) and forward every
+//! other call, unchanged, to the method PyO3 made, so keywords, argument errors and
+//! their messages stay exactly as they were.  Name, `__doc__`, `__text_signature__`
+//! and `__qualname__` are those of the replaced method.
+//!
+//! The public `txdefer.Deferred` gets its own copies of the five (made for that
+//! class): CPython's specialised call of a C method checks that `self` is exactly
+//! of the class the method was made for, and otherwise takes the generic path.
+//!
+//! The methods run inside the wrapper PyO3 gives its own `METH_FASTCALL |
+//! METH_KEYWORDS` methods (`pyo3::impl_::trampoline`, which PyO3's macros use and
+//! does not document): it counts the thread as attached for PyO3, so a `Py`
+//! reference dropped by the method is released at once rather than queued until
+//! PyO3's next entry, and turns a Rust panic into `PanicException`.  `Cargo.lock`
+//! pins PyO3; an upgrade must check that wrapper.
+//!
+//! Only on CPython without the limited API; elsewhere PyO3's methods stay.
+
+use pyo3::prelude::*;
+
+#[cfg(not(any(Py_LIMITED_API, PyPy, GraalPy)))]
+mod native {
+    use std::ffi::{CStr, CString};
+
+    use pyo3::ffi;
+    use pyo3::prelude::*;
+    use pyo3::sync::PyOnceLock;
+    use pyo3::exceptions::{PyRuntimeError, PyValueError};
+    use pyo3::types::{PyTuple, PyType};
+
+    use crate::callbacks::{Call, Entry};
+    use crate::deferred::{errback_with, push_entry, start_run, Deferred};
+
+    /// The methods PyO3 made, which calls of other shapes are forwarded to.
+    static ADD_CALLBACK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    static ADD_ERRBACK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    static ADD_BOTH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    static CALLBACK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    static ERRBACK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+    type Fast = ffi::PyCFunctionFastWithKeywords;
+
+    /// Put the five methods on `ty`: `Deferred` itself (first, which also keeps
+    /// PyO3's methods to forward to), then the public `txdefer.Deferred`.
+    pub fn install_on(ty: &Bound<'_, PyType>) -> PyResult<()> {
+        let py = ty.py();
+        let methods: [(&CStr, Fast, &PyOnceLock<Py<PyAny>>); 5] = [
+            (c"addCallback", add_callback(), &ADD_CALLBACK),
+            (c"addErrback", add_errback(), &ADD_ERRBACK),
+            (c"addBoth", add_both(), &ADD_BOTH),
+            (c"callback", callback(), &CALLBACK),
+            (c"errback", errback(), &ERRBACK),
+        ];
+        for (name, meth, original) in methods {
+            let name_str = name.to_str().expect("ASCII method name");
+            let original = original.get_or_try_init(py, || ty.getattr(name_str).map(Bound::unbind))?.bind(py);
+            let signature = original.getattr("__text_signature__")?;
+            let doc: Option<String> = original.getattr("__doc__")?.extract()?;
+            let doc = match (signature.is_none(), doc) {
+                (false, doc) => format!(
+                    "{name_str}{}\n--\n\n{}",
+                    signature.extract::<String>()?,
+                    doc.unwrap_or_default()
+                ),
+                (true, doc) => doc.unwrap_or_default(),
+            };
+            let doc = CString::new(doc).map_err(|e| PyValueError::new_err(e.to_string()))?;
+            // CPython keeps a pointer to the definition (and its strings) for the life
+            // of the descriptor, which lives as long as the type: they are leaked,
+            // once per method and class, when the module is set up.
+            let def: &'static mut ffi::PyMethodDef = Box::leak(Box::new(ffi::PyMethodDef {
+                ml_name: name.as_ptr(),
+                ml_meth: ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: meth },
+                ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
+                ml_doc: Box::leak(doc.into_boxed_c_str()).as_ptr(),
+            }));
+            // SAFETY: `ty` is a live type object and `def` a valid `PyMethodDef` that
+            // outlives it (leaked above), whose `ml_meth` has the C signature its
+            // `ml_flags` announce.  `PyDescr_NewMethod` returns a new reference or
+            // null with an exception set, which `from_owned_ptr_or_err` takes over.
+            let descriptor = unsafe {
+                Bound::from_owned_ptr_or_err(py, ffi::PyDescr_NewMethod(ty.as_type_ptr(), def))?
+            };
+            ty.setattr(name_str, descriptor)?;
+        }
+        Ok(())
+    }
+
+    /// The common body of the five methods, run inside PyO3's own wrapper for
+    /// `METH_FASTCALL | METH_KEYWORDS` methods (the one PyO3 gives the methods it
+    /// makes: it counts the thread as attached for PyO3, so references dropped here
+    /// are released at once, and turns a Rust panic into `PanicException`).  `body`
+    /// gets the Deferred and the positional arguments when there are no keyword
+    /// arguments, and returns `None` for a call it leaves to the `original` method.
+    ///
+    /// # Safety
+    /// The arguments must be those CPython passes to a `METH_FASTCALL |
+    /// METH_KEYWORDS` method of a descriptor made by `install` for `Deferred`, with
+    /// the thread attached.
+    #[inline(always)]
+    unsafe fn fastcall<'py>(
+        py: Python<'py>,
+        slf: *mut ffi::PyObject,
+        args: *const *mut ffi::PyObject,
+        nargs: ffi::Py_ssize_t,
+        kwnames: *mut ffi::PyObject,
+        original: &PyOnceLock<Py<PyAny>>,
+        body: impl for<'a> FnOnce(
+            &'a Bound<'py, Deferred>,
+            &'a [Borrowed<'a, 'py, PyAny>],
+        ) -> Option<PyResult<Bound<'py, PyAny>>>,
+    ) -> PyResult<*mut ffi::PyObject> {
+        // SAFETY: the method descriptor checks that `self` is an instance of the type
+        // it was made for (`Deferred`, or a subclass) before calling, in every path
+        // (the descriptor's own call, a bound method made by its `__get__`, the
+        // interpreter's specialised calls, which check the exact type); `slf` is a
+        // valid borrowed reference for this call.
+        let d = unsafe { Borrowed::from_ptr(py, slf).cast_unchecked::<Deferred>() };
+        let nargs = usize::try_from(nargs).unwrap_or(0);
+        // SAFETY: `args` points to `nargs` valid borrowed references (then the keyword
+        // arguments' values, not read here), alive for this call.  `Borrowed<PyAny>`
+        // is a `#[repr(transparent)]` wrapper of a non-null `*mut ffi::PyObject`, so
+        // the array can be read as a slice of them.
+        let positional: &[Borrowed<'_, 'py, PyAny>] = if nargs == 0 {
+            &[]
+        } else {
+            unsafe { std::slice::from_raw_parts(args.cast::<Borrowed<'_, 'py, PyAny>>(), nargs) }
+        };
+        // SAFETY: `kwnames` is null or a valid tuple of the keyword names.
+        let keywords = !kwnames.is_null() && unsafe { ffi::PyTuple_GET_SIZE(kwnames) } != 0;
+        let handled = if keywords { None } else { body(&d, positional) };
+        match handled {
+            Some(result) => result.map(Bound::into_ptr),
+            None => forward(py, original, slf, args, nargs, kwnames),
+        }
+    }
+
+    /// Call `original(self, *args, **kwargs)` with the arguments as they came.
+    #[inline(never)]
+    fn forward(
+        py: Python<'_>,
+        original: &PyOnceLock<Py<PyAny>>,
+        slf: *mut ffi::PyObject,
+        args: *const *mut ffi::PyObject,
+        nargs: usize,
+        kwnames: *mut ffi::PyObject,
+    ) -> PyResult<*mut ffi::PyObject> {
+        let original = original
+            .get(py)
+            .ok_or_else(|| PyRuntimeError::new_err("fast methods not installed"))?;
+        // SAFETY: `kwnames` is null or a valid tuple (as in `fastcall`).
+        let nkw = if kwnames.is_null() { 0 } else { unsafe { ffi::PyTuple_GET_SIZE(kwnames) } };
+        let total = nargs + usize::try_from(nkw).unwrap_or(0);
+        let mut stack = Vec::with_capacity(total + 1);
+        stack.push(slf);
+        // SAFETY: `args` points to `nargs` positional values followed by one value
+        // per keyword name, all valid borrowed references for this call.
+        stack.extend((0..total).map(|i| unsafe { *args.add(i) }));
+        // SAFETY: `original` is a live callable; `stack` holds `nargs + 1` positional
+        // and `nkw` keyword values, borrowed (the callee does not steal them), as
+        // `kwnames` describes; the result is a new reference or null with an
+        // exception set.
+        let result = unsafe {
+            ffi::PyObject_Vectorcall(original.as_ptr(), stack.as_ptr(), nargs + 1, kwnames)
+        };
+        if result.is_null() {
+            Err(PyErr::fetch(py))
+        } else {
+            Ok(result)
+        }
+    }
+
+    /// A `METH_FASTCALL | METH_KEYWORDS` C function wrapped by PyO3,
+    /// whose body is `fastcall` with `$original` and the closure given.
+    macro_rules! fast_method {
+        ($original:ident, |$d:ident, $positional:ident| $body:expr) => {{
+            /// # Safety
+            /// Called by CPython (through PyO3's wrapper) as the method `install` made.
+            unsafe fn body<'py>(
+                py: Python<'py>,
+                slf: *mut ffi::PyObject,
+                args: *const *mut ffi::PyObject,
+                nargs: ffi::Py_ssize_t,
+                kwnames: *mut ffi::PyObject,
+            ) -> PyResult<*mut ffi::PyObject> {
+                // SAFETY: as this function's own contract.
+                unsafe { fastcall(py, slf, args, nargs, kwnames, &$original, |$d, $positional| $body) }
+            }
+            pyo3::impl_::trampoline::get_trampoline_function!(fastcall_cfunction_with_keywords, body)
+        }};
+    }
+
+    fn add_callback() -> Fast {
+        fast_method!(ADD_CALLBACK, |d, positional| add(d, positional, Entry::Callback))
+    }
+
+    fn add_errback() -> Fast {
+        fast_method!(ADD_ERRBACK, |d, positional| add(d, positional, Entry::Errback))
+    }
+
+    fn add_both() -> Fast {
+        fast_method!(ADD_BOTH, |d, positional| add(d, positional, Entry::Both))
+    }
+
+    /// `addCallback(f, *args)` (or `addErrback`, `addBoth`) given positionally.
+    #[inline(always)]
+    fn add<'py>(
+        d: &Bound<'py, Deferred>,
+        positional: &[Borrowed<'_, 'py, PyAny>],
+        entry: fn(Call) -> Entry,
+    ) -> Option<PyResult<Bound<'py, PyAny>>> {
+        let (first, _) = positional.split_first()?;
+        let call = if positional.len() == 1 && !first.is_exact_instance_of::<PyTuple>() {
+            Ok(Call::from_func(Borrowed::to_owned(*first).unbind()))
+        } else {
+            PyTuple::new(d.py(), positional.iter()).map(|args| Call::from_call_args(args, None))
+        };
+        Some(call.and_then(|call| push_entry(d, entry(call))).map(Bound::into_any))
+    }
+
+    fn callback() -> Fast {
+        fast_method!(CALLBACK, |d, positional| match positional {
+            [result] => Some(start_run(d, Borrowed::to_owned(*result)).map(|()| d.py().None().into_bound(d.py()))),
+            _ => None,
+        })
+    }
+
+    fn errback() -> Fast {
+        fast_method!(ERRBACK, |d, positional| {
+            let fail = match positional {
+                [] => None,
+                [fail] => Some(Borrowed::to_owned(*fail)),
+                _ => return None,
+            };
+            Some(errback_with(d, fail).map(|()| d.py().None().into_bound(d.py())))
+        })
+    }
+}
+
+/// Replace the five methods of `cls`, `Deferred` itself (when the module is
+/// initialised, before any subclass exists) or the public `txdefer.Deferred` (when
+/// it registers: CPython's specialised calls of a C method check the exact type
+/// the method was made for, so the public class, whose instances are the ones
+/// programs use, gets its own).
+pub fn install(cls: &Bound<'_, pyo3::types::PyType>) -> PyResult<()> {
+    #[cfg(not(any(Py_LIMITED_API, PyPy, GraalPy)))]
+    native::install_on(cls)?;
+    #[cfg(any(Py_LIMITED_API, PyPy, GraalPy))]
+    let _ = cls;
+    Ok(())
+}
