@@ -78,22 +78,69 @@ mod native {
             // CPython keeps a pointer to the definition (and its strings) for the life
             // of the descriptor, which lives as long as the type: they are leaked,
             // once per method and class, when the module is set up.
-            let def: &'static mut ffi::PyMethodDef = Box::leak(Box::new(ffi::PyMethodDef {
+            let def = Box::leak(Box::new(ffi::PyMethodDef {
                 ml_name: name.as_ptr(),
                 ml_meth: ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: meth },
                 ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
-                ml_doc: Box::leak(doc.into_boxed_c_str()).as_ptr(),
+                ml_doc: leak_cstr(doc),
             }));
-            // SAFETY: `ty` is a live type object and `def` a valid `PyMethodDef` that
-            // outlives it (leaked above), whose `ml_meth` has the C signature its
-            // `ml_flags` announce.  `PyDescr_NewMethod` returns a new reference or
-            // null with an exception set, which `from_owned_ptr_or_err` takes over.
-            let descriptor = unsafe {
-                Bound::from_owned_ptr_or_err(py, ffi::PyDescr_NewMethod(ty.as_type_ptr(), def))?
-            };
-            ty.setattr(name_str, descriptor)?;
+            ty.setattr(name_str, new_descriptor(ty, def)?)?;
         }
         Ok(())
+    }
+
+    /// Give `sub` its own copy of each method of `base` (a compiled class) that `sub`
+    /// inherits unchanged: the same C function, made for `sub`, so that CPython's
+    /// specialised calls apply to `sub`'s instances (they check the exact class a C
+    /// method was made for).  The copy takes its arguments and behaves as the
+    /// original; a subclass of `sub` inherits it, with the generic call.
+    pub fn own_methods(sub: &Bound<'_, PyType>, base: &Bound<'_, PyType>) -> PyResult<()> {
+        let py = sub.py();
+        // The address of CPython's static type object (taken, not read).
+        let method_descriptor = &raw mut ffi::PyMethodDescr_Type;
+        let namespace = base.getattr(pyo3::intern!(py, "__dict__"))?;
+        for item in namespace.call_method0(pyo3::intern!(py, "items"))?.try_iter()? {
+            let (name, value): (String, Bound<'_, PyAny>) = item?.extract()?;
+            if !std::ptr::eq(value.get_type().as_type_ptr(), method_descriptor) || !sub.getattr(&*name)?.is(&value) {
+                continue;
+            }
+            // SAFETY: `value` is exactly a `method_descriptor` (checked above), whose
+            // C layout is `PyMethodDescrObject`, alive while `value` is held; its
+            // `d_method` points to the valid `PyMethodDef` it was made from, which is
+            // copied out (plain data: two string pointers, a function pointer, flags).
+            let def = unsafe { *(*value.as_ptr().cast::<ffi::PyMethodDescrObject>()).d_method };
+            // The name and docstring are copied too, so the new definition depends on
+            // nothing but the function, which is code.
+            let doc = if def.ml_doc.is_null() {
+                std::ptr::null()
+            } else {
+                // SAFETY: a non-null `ml_doc` is a valid NUL-terminated string.
+                leak_cstr(unsafe { CStr::from_ptr(def.ml_doc) }.to_owned())
+            };
+            let copy = ffi::PyMethodDef {
+                ml_name: leak_cstr(CString::new(name.as_str()).map_err(|e| PyValueError::new_err(e.to_string()))?),
+                ml_doc: doc,
+                ..def
+            };
+            let descriptor = new_descriptor(sub, Box::leak(Box::new(copy)))?;
+            sub.setattr(&*name, descriptor)?;
+        }
+        Ok(())
+    }
+
+    /// A string that lives as long as the process (for a method definition, which
+    /// CPython points to for as long as the class lives).
+    fn leak_cstr(s: CString) -> *const std::ffi::c_char {
+        Box::leak(s.into_boxed_c_str()).as_ptr()
+    }
+
+    /// A method descriptor of `ty` for `def`.
+    fn new_descriptor<'py>(ty: &Bound<'py, PyType>, def: &'static mut ffi::PyMethodDef) -> PyResult<Bound<'py, PyAny>> {
+        // SAFETY: `ty` is a live type object and `def` a valid `PyMethodDef` that
+        // outlives it (it is never freed), whose `ml_meth` has the C signature its
+        // `ml_flags` announce.  `PyDescr_NewMethod` returns a new reference or null
+        // with an exception set, which `from_owned_ptr_or_err` takes over.
+        unsafe { Bound::from_owned_ptr_or_err(ty.py(), ffi::PyDescr_NewMethod(ty.as_type_ptr(), def)) }
     }
 
     /// The common body of the five methods, run inside PyO3's own wrapper for
@@ -257,5 +304,15 @@ pub fn install(cls: &Bound<'_, pyo3::types::PyType>) -> PyResult<()> {
     native::install_on(cls)?;
     #[cfg(any(Py_LIMITED_API, PyPy, GraalPy))]
     let _ = cls;
+    Ok(())
+}
+
+/// Give the public class `sub` its own copies of the methods it inherits from the
+/// compiled class `base` (see `native::own_methods`).
+pub fn own_methods(sub: &Bound<'_, pyo3::types::PyType>, base: &Bound<'_, pyo3::types::PyType>) -> PyResult<()> {
+    #[cfg(not(any(Py_LIMITED_API, PyPy, GraalPy)))]
+    native::own_methods(sub, base)?;
+    #[cfg(any(Py_LIMITED_API, PyPy, GraalPy))]
+    let _ = (sub, base);
     Ok(())
 }

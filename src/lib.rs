@@ -55,8 +55,17 @@ fn _register_public(cls: Bound<'_, pyo3::types::PyType>) -> PyResult<()> {
     debug_flag::register(&cls)?;
     construct::install_vectorcall(&cls);
     fast_methods::install(&cls)?;
+    fast_methods::own_methods(&cls, &cls.py().get_type::<deferred::Deferred>())?;
     deferred::register_public(cls);
     Ok(())
+}
+
+/// Give the public class `cls` its own copies of the methods it inherits from the
+/// compiled class `base` (`DeferredLock` of `LockBase`'s, ...): CPython's specialised
+/// calls of a C method apply only to instances of exactly the class it was made for.
+#[pyfunction]
+fn _own_methods(cls: Bound<'_, pyo3::types::PyType>, base: Bound<'_, pyo3::types::PyType>) -> PyResult<()> {
+    fast_methods::own_methods(&cls, &base)
 }
 
 /// Panic with `message`.  For the test suite only: it checks that a Rust panic
@@ -134,6 +143,7 @@ mod _core {
         super::fast_methods::install(&py.get_type::<super::deferred::Deferred>())?;
         m.add_function(pyo3::wrap_pyfunction!(super::_configure, m)?)?;
         m.add_function(pyo3::wrap_pyfunction!(super::_register_public, m)?)?;
+        m.add_function(pyo3::wrap_pyfunction!(super::_own_methods, m)?)?;
         m.add_function(pyo3::wrap_pyfunction!(super::_panic_for_test, m)?)?;
         Ok(())
     }

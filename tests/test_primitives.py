@@ -394,3 +394,48 @@ def test_random_operations_match_Twisted(
     expected = _drive(TWISTED, tokens, size, backlog, ops)
     for impl in ALL_IMPLS[1:]:
         assert _drive(impl, tokens, size, backlog, ops) == expected, impl
+
+
+@pytest.mark.parametrize("name", ["Deferred", "DeferredLock", "DeferredSemaphore", "DeferredQueue"])
+def test_compiled_methods_are_named_after_the_public_class_as_in_twisted(name: str) -> None:
+    import types
+
+    from twisted.internet import defer
+
+    import txdefer
+
+    ours, theirs = getattr(txdefer, name), getattr(defer, name)
+    compiled = {
+        attr: value
+        for attr, value in vars(ours).items()
+        if isinstance(value, types.MethodDescriptorType)
+    }
+    assert compiled, f"{name} has no compiled method of its own"
+    for attr, value in compiled.items():
+        if hasattr(theirs, attr):
+            assert value.__qualname__ == getattr(theirs, attr).__qualname__
+
+
+def test_subclasses_of_the_primitives_use_the_compiled_methods(impl: Impl) -> None:
+    class Lock(impl.module.DeferredLock):
+        pass
+
+    class Queue(impl.module.DeferredQueue):
+        def get(self) -> Any:
+            return super().get().addCallback(lambda v: ("got", v))
+
+    class Semaphore(impl.module.DeferredSemaphore):
+        pass
+
+    lock = Lock()
+    first, second = lock.acquire(), lock.acquire()
+    assert fired_with(first) is lock and not second.called
+    lock.release()
+    assert fired_with(second) is lock and lock.locked
+    queue = Queue()
+    queue.put(1)
+    assert fired_with(queue.get()) == ("got", 1)
+    semaphore = Semaphore(1)
+    assert fired_with(semaphore.acquire()) is semaphore
+    semaphore.release()
+    assert semaphore.tokens == 1

@@ -212,6 +212,7 @@ __all__ = [
     "_DEFERRED_SUBCLASSES",
     "_configure",
     "_register_public",
+    "_own_methods",
     "_set_debugging",
     "_panic_for_test",
     "_constructs_without_init",
@@ -236,6 +237,7 @@ def _configure(
     twisted_passthru: object,
 ) -> None: ...
 def _register_public(cls: type) -> None: ...
+def _own_methods(cls: type, base: type) -> None: ...
 def _set_debugging(on: bool) -> None: ...
 def ensureDeferred(
     coro: Coroutine[Any, Any, _T] | Generator[Any, Any, _T] | DeferredBase[_T],

@@ -362,6 +362,13 @@ class DeferredQueue(_KeptBySlots, _core.QueueBase, Generic[_T]):
         self.waiting.remove(d)
 
 
+# Each class gets its own copies of the compiled methods it inherits (acquire,
+# release, put, get): CPython's specialised calls of a C method apply only to
+# instances of exactly the class the method was made for.
+_core._own_methods(DeferredLock, _core.LockBase)
+_core._own_methods(DeferredSemaphore, _core.SemaphoreBase)
+_core._own_methods(DeferredQueue, _core.QueueBase)
+
 
 class DeferredFilesystemLock(lockfile.FilesystemLock):
     """
