@@ -11,9 +11,10 @@ TWISTED_SUITE: dict[str, str] = {}
 
 _PYO3_ARGUMENT_ERRORS = (
     "Wrong arguments to a method of the compiled class raise TypeError as in Twisted, "
-    "but the message is PyO3's: it names DeferredBase.<method> and counts arguments "
-    "without self (e.g. 'takes no arguments (1 given)' instead of 'takes 1 positional "
-    "argument but 2 were given')."
+    "but the message is PyO3's, or CPython's for a C method: it names "
+    "DeferredBase.<method> (Deferred.<method> for one taking no argument) and counts "
+    "arguments without self (e.g. 'takes no arguments (1 given)' instead of 'takes 1 "
+    "positional argument but 2 were given')."
 )
 
 #: Our own tests, by pytest node id (relative to the repository root) -> reason.
