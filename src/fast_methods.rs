@@ -61,8 +61,14 @@ mod native {
             (c"callback", callback(), &CALLBACK),
             (c"errback", errback(), &ERRBACK),
         ];
+        let namespace = ty.getattr(pyo3::intern!(py, "__dict__"))?;
+        let compiled = ty.is(py.get_type::<Deferred>());
         for (name, meth, original) in methods {
             let name_str = name.to_str().expect("ASCII method name");
+            if !compiled && namespace.contains(name_str)? {
+                // The public class defines the method itself: it stays.
+                continue;
+            }
             let original = original.get_or_try_init(py, || ty.getattr(name_str).map(Bound::unbind))?.bind(py);
             let signature = original.getattr("__text_signature__")?;
             let doc: Option<String> = original.getattr("__doc__")?.extract()?;
@@ -152,8 +158,8 @@ mod native {
     ///
     /// # Safety
     /// The arguments must be those CPython passes to a `METH_FASTCALL |
-    /// METH_KEYWORDS` method of a descriptor made by `install` for `Deferred`, with
-    /// the thread attached.
+    /// METH_KEYWORDS` method of a descriptor made by `install_on` (for `Deferred` or a
+    /// subclass), with the thread attached.
     #[inline(always)]
     unsafe fn fastcall<'py>(
         py: Python<'py>,
@@ -232,7 +238,7 @@ mod native {
     macro_rules! fast_method {
         ($original:ident, |$d:ident, $positional:ident| $body:expr) => {{
             /// # Safety
-            /// Called by CPython (through PyO3's wrapper) as the method `install` made.
+            /// Called by CPython (through PyO3's wrapper) as a method `install_on` made.
             unsafe fn body<'py>(
                 py: Python<'py>,
                 slf: *mut ffi::PyObject,

@@ -1272,3 +1272,26 @@ def test_calling_a_method_through_the_base_class_on_a_non_deferred_is_a_TypeErro
     for name in ("addCallback", "addErrback", "addBoth", "callback", "errback"):
         with pytest.raises(TypeError):
             getattr(txdefer._core.DeferredBase, name)(object(), lambda r: r)
+
+
+def test_a_method_the_public_class_defines_itself_is_not_replaced() -> None:
+    # In a separate interpreter: registering a public class is done once, for good.
+    code = """
+import txdefer._core as core
+
+class Public(core.DeferredBase):
+    def callback(self, result):
+        return ("own", result)
+
+core._register_public(Public)
+assert Public.callback(Public(), 1) == ("own", 1), Public.callback
+assert type(vars(Public)["addCallback"]).__name__ == "method_descriptor"
+d = Public()
+d.addCallback(lambda r: r + 1)
+core.DeferredBase.callback(d, 1)
+assert d.result == 2
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
