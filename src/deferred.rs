@@ -269,7 +269,7 @@ fn cancel_is_ours(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
     let py = obj.py();
     let name = intern!(py, "cancel");
     let ours = py.get_type::<Deferred>().getattr(name)?;
-    if !obj.get_type().getattr(name)?.is(&ours) {
+    if !crate::fast_methods::is_compiled_method(&obj.get_type().getattr(name)?, &ours) {
         return Ok(false);
     }
     match obj.getattr_opt(intern!(py, "__dict__"))? {

@@ -134,6 +134,27 @@ mod native {
         Ok(())
     }
 
+    /// Are `a` and `b` both compiled methods (`method_descriptor`s) that run the same C
+    /// function: one method and its copy made by `own_methods`?
+    pub fn same_method(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> bool {
+        let method_descriptor = &raw mut ffi::PyMethodDescr_Type;
+        let is_method = |o: &Bound<'_, PyAny>| std::ptr::eq(o.get_type().as_type_ptr(), method_descriptor);
+        if !is_method(a) || !is_method(b) {
+            return false;
+        }
+        // SAFETY: `a` and `b` are exactly `method_descriptor`s (checked above), whose C
+        // layout is `PyMethodDescrObject`, alive while borrowed here; `d_method`
+        // points to the valid `PyMethodDef` each was made from.  Only the function
+        // pointer is read, as an address, whatever its C signature.
+        let (fa, fb) = unsafe {
+            (
+                (*(*a.as_ptr().cast::<ffi::PyMethodDescrObject>()).d_method).ml_meth.as_ptr(),
+                (*(*b.as_ptr().cast::<ffi::PyMethodDescrObject>()).d_method).ml_meth.as_ptr(),
+            )
+        };
+        std::ptr::eq(fa, fb)
+    }
+
     /// A string that lives as long as the process (for a method definition, which
     /// CPython points to for as long as the class lives).
     fn leak_cstr(s: CString) -> *const std::ffi::c_char {
@@ -321,4 +342,12 @@ pub fn own_methods(sub: &Bound<'_, pyo3::types::PyType>, base: &Bound<'_, pyo3::
     #[cfg(any(Py_LIMITED_API, PyPy, GraalPy))]
     let _ = (sub, base);
     Ok(())
+}
+
+/// Is `found` the compiled method `ours`, or a copy of it made by `own_methods`?
+pub fn is_compiled_method(found: &Bound<'_, PyAny>, ours: &Bound<'_, PyAny>) -> bool {
+    #[cfg(not(any(Py_LIMITED_API, PyPy, GraalPy)))]
+    return found.is(ours) || native::same_method(found, ours);
+    #[cfg(any(Py_LIMITED_API, PyPy, GraalPy))]
+    return found.is(ours);
 }
