@@ -1215,7 +1215,6 @@ def test_the_hot_methods_keep_their_name_signature_and_docstring(
     import inspect
 
     import txdefer
-
     from twisted.internet import defer
 
     public = getattr(txdefer.Deferred, name)
@@ -1242,7 +1241,7 @@ def test_the_hot_methods_keep_their_name_signature_and_docstring(
         lambda d, f: type(d).addCallback(d, f),
         lambda d, f: type(d).addCallback(d, callback=f),
         lambda d, f: d.addCallback(*(f, 2)),
-        lambda d, f: d.addCallback(f, **{}),
+        lambda d, f: d.addCallback(f, **{}),  # noqa: PIE804  (an empty mapping, on purpose)
     ],
 )
 def test_addCallback_is_the_same_however_it_is_called(impl: Impl, call: Any) -> None:

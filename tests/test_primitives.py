@@ -400,9 +400,8 @@ def test_random_operations_match_Twisted(
 def test_compiled_methods_are_named_after_the_public_class_as_in_twisted(name: str) -> None:
     import types
 
-    from twisted.internet import defer
-
     import txdefer
+    from twisted.internet import defer
 
     ours, theirs = getattr(txdefer, name), getattr(defer, name)
     compiled = {
