@@ -115,6 +115,11 @@ mod native {
             // `d_method` points to the valid `PyMethodDef` it was made from, which is
             // copied out (plain data: two string pointers, a function pointer, flags).
             let def = unsafe { *(*value.as_ptr().cast::<ffi::PyMethodDescrObject>()).d_method };
+            if def.ml_flags & (ffi::METH_METHOD | ffi::METH_CLASS | ffi::METH_STATIC) != 0 {
+                // Told the class it was defined in (or bound to a class): a copy made
+                // for `sub` would be told `sub`.  Left as it is.
+                continue;
+            }
             // The name and docstring are copied too, so the new definition depends on
             // nothing but the function, which is code.
             let doc = if def.ml_doc.is_null() {
