@@ -13,9 +13,10 @@
 //! their messages stay exactly as they were.  Name, `__doc__`, `__text_signature__`
 //! and `__qualname__` are those of the replaced method.
 //!
-//! The public `txdefer.Deferred` gets its own copies of the five (made for that
-//! class): CPython's specialised call of a C method checks that `self` is exactly
-//! of the class the method was made for, and otherwise takes the generic path.
+//! The public classes get their own copies of the compiled methods they inherit,
+//! these five included (`own_methods`): CPython's specialised call of a C method
+//! checks that `self` is exactly of the class the method was made for, and
+//! otherwise takes the generic path.
 //!
 //! The methods run inside the wrapper PyO3 gives its own `METH_FASTCALL |
 //! METH_KEYWORDS` methods (`pyo3::impl_::trampoline`, which PyO3's macros use and
@@ -50,10 +51,9 @@ mod native {
 
     type Fast = ffi::PyCFunctionFastWithKeywords;
 
-    /// Put the five methods on `ty`: `Deferred` itself (first, which also keeps
-    /// PyO3's methods to forward to), then the public `txdefer.Deferred`.
-    pub fn install_on(ty: &Bound<'_, PyType>) -> PyResult<()> {
-        let py = ty.py();
+    /// Replace the five methods of the compiled `Deferred`, keeping PyO3's to forward
+    /// to.  Name and docstring (with the signature) are those of PyO3's methods.
+    pub fn install(py: Python<'_>) -> PyResult<()> {
         let methods: [(&CStr, Fast, &PyOnceLock<Py<PyAny>>); 5] = [
             (c"addCallback", add_callback(), &ADD_CALLBACK),
             (c"addErrback", add_errback(), &ADD_ERRBACK),
@@ -61,36 +61,24 @@ mod native {
             (c"callback", callback(), &CALLBACK),
             (c"errback", errback(), &ERRBACK),
         ];
-        let namespace = ty.getattr(pyo3::intern!(py, "__dict__"))?;
-        let compiled = ty.is(py.get_type::<Deferred>());
+        let ty = py.get_type::<Deferred>();
         for (name, meth, original) in methods {
             let name_str = name.to_str().expect("ASCII method name");
-            if !compiled && namespace.contains(name_str)? {
-                // The public class defines the method itself: it stays.
-                continue;
-            }
-            let original = original.get_or_try_init(py, || ty.getattr(name_str).map(Bound::unbind))?.bind(py);
-            let signature = original.getattr("__text_signature__")?;
-            let doc: Option<String> = original.getattr("__doc__")?.extract()?;
-            let doc = match (signature.is_none(), doc) {
-                (false, doc) => format!(
-                    "{name_str}{}\n--\n\n{}",
-                    signature.extract::<String>()?,
-                    doc.unwrap_or_default()
-                ),
-                (true, doc) => doc.unwrap_or_default(),
-            };
-            let doc = CString::new(doc).map_err(|e| PyValueError::new_err(e.to_string()))?;
+            let made = ty.getattr(name_str)?;
+            let def = definition(&made).ok_or_else(|| PyRuntimeError::new_err(format!("{name_str} is not a compiled method")))?;
+            original
+                .set(py, made.unbind())
+                .map_err(|_| PyRuntimeError::new_err("fast methods installed twice"))?;
             // CPython keeps a pointer to the definition (and its strings) for the life
-            // of the descriptor, which lives as long as the type: they are leaked,
-            // once per method and class, when the module is set up.
-            let def = Box::leak(Box::new(ffi::PyMethodDef {
+            // of the descriptor, which lives as long as the type: it is leaked, once
+            // per method, when the module is set up.
+            let fast = ffi::PyMethodDef {
                 ml_name: name.as_ptr(),
                 ml_meth: ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: meth },
                 ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
-                ml_doc: leak_cstr(doc),
-            }));
-            ty.setattr(name_str, new_descriptor(ty, def)?)?;
+                ml_doc: copied_doc(&def),
+            };
+            ty.setattr(name_str, new_descriptor(&ty, Box::leak(Box::new(fast)))?)?;
         }
         Ok(())
     }
@@ -102,19 +90,14 @@ mod native {
     /// original; a subclass of `sub` inherits it, with the generic call.
     pub fn own_methods(sub: &Bound<'_, PyType>, base: &Bound<'_, PyType>) -> PyResult<()> {
         let py = sub.py();
-        // The address of CPython's static type object (taken, not read).
-        let method_descriptor = &raw mut ffi::PyMethodDescr_Type;
         let namespace = base.getattr(pyo3::intern!(py, "__dict__"))?;
         for item in namespace.call_method0(pyo3::intern!(py, "items"))?.try_iter()? {
             let (name, value): (String, Bound<'_, PyAny>) = item?.extract()?;
-            if !std::ptr::eq(value.get_type().as_type_ptr(), method_descriptor) || !sub.getattr(&*name)?.is(&value) {
+            let Some(def) = definition(&value) else { continue };
+            if !sub.getattr(&*name)?.is(&value) {
+                // `sub` (or a class between) defines the method itself: it stays.
                 continue;
             }
-            // SAFETY: `value` is exactly a `method_descriptor` (checked above), whose
-            // C layout is `PyMethodDescrObject`, alive while `value` is held; its
-            // `d_method` points to the valid `PyMethodDef` it was made from, which is
-            // copied out (plain data: two string pointers, a function pointer, flags).
-            let def = unsafe { *(*value.as_ptr().cast::<ffi::PyMethodDescrObject>()).d_method };
             if def.ml_flags & (ffi::METH_METHOD | ffi::METH_CLASS | ffi::METH_STATIC) != 0 {
                 // Told the class it was defined in (or bound to a class): a copy made
                 // for `sub` would be told `sub`.  Left as it is.
@@ -122,15 +105,9 @@ mod native {
             }
             // The name and docstring are copied too, so the new definition depends on
             // nothing but the function, which is code.
-            let doc = if def.ml_doc.is_null() {
-                std::ptr::null()
-            } else {
-                // SAFETY: a non-null `ml_doc` is a valid NUL-terminated string.
-                leak_cstr(unsafe { CStr::from_ptr(def.ml_doc) }.to_owned())
-            };
             let copy = ffi::PyMethodDef {
                 ml_name: leak_cstr(CString::new(name.as_str()).map_err(|e| PyValueError::new_err(e.to_string()))?),
-                ml_doc: doc,
+                ml_doc: copied_doc(&def),
                 ..def
             };
             let descriptor = new_descriptor(sub, Box::leak(Box::new(copy)))?;
@@ -142,22 +119,34 @@ mod native {
     /// Are `a` and `b` both compiled methods (`method_descriptor`s) that run the same C
     /// function: one method and its copy made by `own_methods`?
     pub fn same_method(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> bool {
-        let method_descriptor = &raw mut ffi::PyMethodDescr_Type;
-        let is_method = |o: &Bound<'_, PyAny>| std::ptr::eq(o.get_type().as_type_ptr(), method_descriptor);
-        if !is_method(a) || !is_method(b) {
-            return false;
+        match (definition(a), definition(b)) {
+            (Some(a), Some(b)) => std::ptr::eq(a.ml_meth.as_ptr(), b.ml_meth.as_ptr()),
+            _ => false,
         }
-        // SAFETY: `a` and `b` are exactly `method_descriptor`s (checked above), whose C
-        // layout is `PyMethodDescrObject`, alive while borrowed here; `d_method`
-        // points to the valid `PyMethodDef` each was made from.  Only the function
-        // pointer is read, as an address, whatever its C signature.
-        let (fa, fb) = unsafe {
-            (
-                (*(*a.as_ptr().cast::<ffi::PyMethodDescrObject>()).d_method).ml_meth.as_ptr(),
-                (*(*b.as_ptr().cast::<ffi::PyMethodDescrObject>()).d_method).ml_meth.as_ptr(),
-            )
-        };
-        std::ptr::eq(fa, fb)
+    }
+
+    /// The definition (`PyMethodDef`) a compiled method was made from, copied out;
+    /// `None` if `method` is not exactly a `method_descriptor`.
+    fn definition(method: &Bound<'_, PyAny>) -> Option<ffi::PyMethodDef> {
+        // The address of CPython's static type object (taken, not read).
+        let method_descriptor = &raw mut ffi::PyMethodDescr_Type;
+        if !std::ptr::eq(method.get_type().as_type_ptr(), method_descriptor) {
+            return None;
+        }
+        // SAFETY: `method` is exactly a `method_descriptor` (checked above), whose C
+        // layout is `PyMethodDescrObject`, alive while it is borrowed here; its
+        // `d_method` points to the valid `PyMethodDef` it was made from, which is
+        // copied out (plain data: two string pointers, a function pointer, flags).
+        Some(unsafe { *(*method.as_ptr().cast::<ffi::PyMethodDescrObject>()).d_method })
+    }
+
+    /// A copy of `def`'s docstring that lives as long as the process (null for none).
+    fn copied_doc(def: &ffi::PyMethodDef) -> *const std::ffi::c_char {
+        if def.ml_doc.is_null() {
+            return std::ptr::null();
+        }
+        // SAFETY: a non-null `ml_doc` is a valid NUL-terminated string.
+        leak_cstr(unsafe { CStr::from_ptr(def.ml_doc) }.to_owned())
     }
 
     /// A string that lives as long as the process (for a method definition, which
@@ -184,8 +173,8 @@ mod native {
     ///
     /// # Safety
     /// The arguments must be those CPython passes to a `METH_FASTCALL |
-    /// METH_KEYWORDS` method of a descriptor made by `install_on` (for `Deferred` or a
-    /// subclass), with the thread attached.
+    /// METH_KEYWORDS` method of a descriptor made by `install` (or a copy of one made
+    /// by `own_methods`), with the thread attached.
     #[inline(always)]
     unsafe fn fastcall<'py>(
         py: Python<'py>,
@@ -264,7 +253,7 @@ mod native {
     macro_rules! fast_method {
         ($original:ident, |$d:ident, $positional:ident| $body:expr) => {{
             /// # Safety
-            /// Called by CPython (through PyO3's wrapper) as a method `install_on` made.
+            /// Called by CPython (through PyO3's wrapper) as a method `install` made.
             unsafe fn body<'py>(
                 py: Python<'py>,
                 slf: *mut ffi::PyObject,
@@ -326,16 +315,13 @@ mod native {
     }
 }
 
-/// Replace the five methods of `cls`, `Deferred` itself (when the module is
-/// initialised, before any subclass exists) or the public `txdefer.Deferred` (when
-/// it registers: CPython's specialised calls of a C method check the exact type
-/// the method was made for, so the public class, whose instances are the ones
-/// programs use, gets its own).
-pub fn install(cls: &Bound<'_, pyo3::types::PyType>) -> PyResult<()> {
+/// Replace the five methods of the compiled `Deferred` (called once, when the
+/// module is initialised, before any subclass exists).
+pub fn install(py: Python<'_>) -> PyResult<()> {
     #[cfg(not(any(Py_LIMITED_API, PyPy, GraalPy)))]
-    native::install_on(cls)?;
+    native::install(py)?;
     #[cfg(any(Py_LIMITED_API, PyPy, GraalPy))]
-    let _ = cls;
+    let _ = py;
     Ok(())
 }
 

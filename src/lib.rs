@@ -54,7 +54,6 @@ fn _is_deferred(obj: &Bound<'_, PyAny>) -> bool {
 fn _register_public(cls: Bound<'_, pyo3::types::PyType>) -> PyResult<()> {
     debug_flag::register(&cls)?;
     construct::install_vectorcall(&cls);
-    fast_methods::install(&cls)?;
     fast_methods::own_methods(&cls, &cls.py().get_type::<deferred::Deferred>())?;
     deferred::register_public(cls);
     Ok(())
@@ -140,7 +139,7 @@ mod _core {
         let py = m.py();
         m.add("_DEFERRED_SUBCLASSES", super::deferred::subclasses(py)?)?;
         super::await_iter::install_send_slot(py);
-        super::fast_methods::install(&py.get_type::<super::deferred::Deferred>())?;
+        super::fast_methods::install(py)?;
         m.add_function(pyo3::wrap_pyfunction!(super::_configure, m)?)?;
         m.add_function(pyo3::wrap_pyfunction!(super::_register_public, m)?)?;
         m.add_function(pyo3::wrap_pyfunction!(super::_own_methods, m)?)?;
