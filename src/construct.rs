@@ -6,27 +6,29 @@
 //! compiled `__init__`, each behind its own argument parsing.  While debugging is
 //! off and the public class still has the compiled `__new__` and `__init__` (nobody
 //! assigned `Deferred.__init__ = ...`), `__init__` would do nothing but set the
-//! canceller: the object is then made by `__new__` alone and the canceller stored
-//! directly.  Otherwise the call goes to `type.__call__`, as without this module, so
+//! canceller: the object is then made as the compiled `__new__` makes it, directly
+//! (without its argument parsing and wrapper), with the canceller, or `succeed`'s
+//! result, already in place.  Otherwise the call goes to `type.__call__`, as without this module, so
 //! a replaced `__init__` runs and debug mode records the creator stack.
 
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 
-use crate::deferred::{public_type, Deferred};
+use crate::deferred::{public_type, Deferred, State};
 
 /// A new, unfired `txdefer.Deferred` with `canceller` (`None` for none).
 pub fn new_public<'py>(
     py: Python<'py>,
     canceller: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, Deferred>> {
+    let canceller = canceller.filter(|c| !c.is_none());
     let cls = public_type(py)?;
-    if let Some(new) = new_alone(py, cls) {
-        let d = new_without_init(py, cls, new)?;
-        if let Some(canceller) = canceller.filter(|c| !c.is_none()) {
-            d.get().lock()?.canceller = Some(canceller.clone().unbind());
-        }
-        return Ok(d);
+    if new_alone(py, cls) {
+        let state = State {
+            canceller: canceller.map(|c| c.clone().unbind()),
+            ..State::default()
+        };
+        return create(py, cls, state);
     }
     let args = match canceller {
         Some(canceller) => vec![cls.clone().into_any(), canceller.clone()],
@@ -36,16 +38,34 @@ pub fn new_public<'py>(
     Ok(d.cast_into::<Deferred>()?)
 }
 
-/// The `tp_new` that makes a Deferred of the public class `cls` on its own, when
-/// `__init__` would add nothing: debugging is off and `cls` still has the compiled
-/// `__new__` and `__init__`.  `None` when the class must be called in full.
-#[inline]
-fn new_alone(py: Python<'_>, cls: &Bound<'_, PyType>) -> Option<pyo3::ffi::newfunc> {
-    if crate::debug_flag::public_switch(cls) == Some(false) {
-        compiled_new(py, cls)
-    } else {
-        None
+/// A new `txdefer.Deferred` that has already been given `result` (`succeed(result)`):
+/// made with its result in place when `new_public` would make it alone.
+pub fn new_public_fired<'py>(py: Python<'py>, result: Bound<'py, PyAny>) -> PyResult<Bound<'py, Deferred>> {
+    let cls = public_type(py)?;
+    if new_alone(py, cls) {
+        let state = State {
+            called: true,
+            result: Some(result.unbind()),
+            ..State::default()
+        };
+        return create(py, cls, state);
     }
+    let d = new_public(py, None)?;
+    let old = {
+        let mut st = d.get().lock()?;
+        st.called = true;
+        st.result.replace(result.unbind())
+    };
+    drop(old);
+    Ok(d)
+}
+
+/// Does `cls` make its Deferreds by the compiled `__new__` alone, its `__init__`
+/// adding nothing?  True while debugging is off and `cls` still has the compiled
+/// `__new__` and `__init__`; false when the class must be called in full.
+#[inline]
+fn new_alone(py: Python<'_>, cls: &Bound<'_, PyType>) -> bool {
+    crate::debug_flag::public_switch(cls) == Some(false) && has_compiled_new(py, cls)
 }
 
 /// `type.__call__(cls, *args, **kwargs)` (`args[0]` is `cls`): `__new__`, then
@@ -61,10 +81,10 @@ fn type_call<'py>(
         .call(pyo3::types::PyTuple::new(py, args)?, kwargs)
 }
 
-/// `cls`'s `tp_new`, if `cls` inherits both `tp_new` and `tp_init` from the compiled
-/// class unchanged (then `__init__` is the compiled one); `None` otherwise.
+/// Does `cls` inherit both `tp_new` and `tp_init` from the compiled class unchanged
+/// (then `__new__` and `__init__` are the compiled ones)?
 #[cfg(not(any(Py_LIMITED_API, PyPy, GraalPy)))]
-fn compiled_new(py: Python<'_>, cls: &Bound<'_, PyType>) -> Option<pyo3::ffi::newfunc> {
+fn has_compiled_new(py: Python<'_>, cls: &Bound<'_, PyType>) -> bool {
     let base = py.get_type::<Deferred>();
     let (tp, base_tp) = (cls.as_type_ptr(), base.as_type_ptr());
     // SAFETY: `cls` and `base` are live type objects (borrowed for this call), so both
@@ -79,41 +99,35 @@ fn compiled_new(py: Python<'_>, cls: &Bound<'_, PyType>) -> Option<pyo3::ffi::ne
     // Compared by address (`fn_addr_eq` needs a newer Rust than this crate's minimum).
     let same_new = matches!((new, base_new), (Some(a), Some(b)) if a as usize == b as usize);
     let same_init = matches!((init, base_init), (Some(a), Some(b)) if a as usize == b as usize);
-    if same_new && same_init {
-        new
-    } else {
-        None
-    }
+    same_new && same_init
 }
 
 #[cfg(any(Py_LIMITED_API, PyPy, GraalPy))]
-fn compiled_new(_py: Python<'_>, _cls: &Bound<'_, PyType>) -> Option<pyo3::ffi::newfunc> {
-    None
+fn has_compiled_new(_py: Python<'_>, _cls: &Bound<'_, PyType>) -> bool {
+    false
 }
 
-/// `cls.__new__(cls)` through `new`, the compiled `tp_new` that `cls` inherits.
-fn new_without_init<'py>(
-    py: Python<'py>,
-    cls: &Bound<'py, PyType>,
-    new: pyo3::ffi::newfunc,
-) -> PyResult<Bound<'py, Deferred>> {
-    let args = pyo3::types::PyTuple::empty(py);
-    // SAFETY: `new` is `cls`'s own `tp_new`, the compiled class's (`compiled_new`), a
-    // `newfunc`: it takes a type, an argument tuple and optional keywords, and returns
-    // a new reference or null with an exception set.  It is called as `type.__call__`
-    // calls it: with `cls`, a live subtype of the compiled class, a valid empty tuple
-    // and no keywords (PyO3's `__new__` here accepts any arguments).
-    let obj = unsafe { new(cls.as_type_ptr(), args.as_ptr(), std::ptr::null_mut()) };
-    // SAFETY: `obj` is a new (owned) reference, or null with an exception set.
-    let obj = unsafe { Bound::from_owned_ptr_or_err(py, obj) }?;
-    Ok(obj.cast_into::<Deferred>()?)
+/// A new instance of `cls`, a class whose `__new__` is the compiled one
+/// (`has_compiled_new`), holding `state`: what that `__new__` makes, without its
+/// calling convention (an argument tuple to parse and PyO3's wrapper around it).
+fn create<'py>(py: Python<'py>, cls: &Bound<'py, PyType>, state: State) -> PyResult<Bound<'py, Deferred>> {
+    let init = pyo3::PyClassInitializer::from(Deferred::with_state(state));
+    // SAFETY: `tp_new_impl` requires `cls` to be the type object of `Deferred` or of a
+    // subclass: `cls` is the public class, registered by `_register_public` only
+    // after checking that it subclasses the compiled class, and alive (borrowed for
+    // this call).  It allocates with `cls`'s `tp_alloc` and moves `init` into the
+    // new object, exactly as the compiled `__new__` (`Deferred::py_new`) does.
+    let obj = unsafe { pyo3::impl_::pymethods::tp_new_impl(py, init, cls.as_type_ptr()) }?;
+    // SAFETY: `obj` is a new (owned, non-null) reference to an instance of `cls`,
+    // a subclass of `Deferred`.
+    Ok(unsafe { Bound::from_owned_ptr(py, obj).cast_into_unchecked::<Deferred>() })
 }
 
 /// Does `Deferred()` made from Rust skip `type.__call__` and `__init__` now?  (For
 /// the tests.)
 #[pyfunction]
 pub fn _constructs_without_init(py: Python<'_>) -> PyResult<bool> {
-    Ok(new_alone(py, public_type(py)?).is_some())
+    Ok(new_alone(py, public_type(py)?))
 }
 
 /// Give the public class a vectorcall entry for `Deferred()` and

@@ -121,6 +121,11 @@ type Mutex<T> = spin::Mutex<T>;
 pub type StateGuard<'a> = spin::MutexGuard<'a, State>;
 
 impl Deferred {
+    /// The Rust side of a new Deferred, holding `state`.
+    pub fn with_state(state: State) -> Self {
+        Deferred { state: Mutex::new(state) }
+    }
+
     /// Lock the state.  Never held across a call into Python (see the module docs).
     pub fn lock(&self) -> Result<StateGuard<'_>, InternalError> {
         self.state.try_lock().ok_or(InternalError::Busy)
@@ -365,9 +370,7 @@ impl Deferred {
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
     fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
-        Deferred {
-            state: Mutex::new(State::default()),
-        }
+        Deferred::with_state(State::default())
     }
 
     /// Initialize a Deferred.
@@ -925,14 +928,7 @@ impl Deferred {
 #[pyfunction]
 pub fn succeed<'py>(py: Python<'py>, result: Bound<'py, PyAny>) -> PyResult<Bound<'py, Deferred>> {
     // As Twisted's `Deferred()`: the creator stack is recorded in debug mode.
-    let d = crate::construct::new_public(py, None)?;
-    let old = {
-        let mut st = d.get().lock()?;
-        st.called = true;
-        st.result.replace(result.unbind())
-    };
-    drop(old);
-    Ok(d)
+    crate::construct::new_public_fired(py, result)
 }
 
 static PUBLIC: pyo3::sync::PyOnceLock<Py<PyType>> = pyo3::sync::PyOnceLock::new();

@@ -52,6 +52,9 @@ fn _is_deferred(obj: &Bound<'_, PyAny>) -> bool {
 /// Register the public `txdefer.Deferred` (the Python subclass of `DeferredBase`).
 #[pyfunction]
 fn _register_public(cls: Bound<'_, pyo3::types::PyType>) -> PyResult<()> {
+    if !cls.is_subclass_of::<deferred::Deferred>()? {
+        return Err(pyo3::exceptions::PyTypeError::new_err("the public Deferred must subclass DeferredBase"));
+    }
     debug_flag::register(&cls)?;
     construct::install_vectorcall(&cls);
     fast_methods::own_methods(&cls, &cls.py().get_type::<deferred::Deferred>())?;

@@ -1294,3 +1294,18 @@ print("ok")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_only_a_subclass_of_the_compiled_class_can_be_registered_as_public() -> None:
+    # Deferreds of the public class are made directly in its memory layout: a class
+    # of another layout is refused, and the registered class stays the one it was.
+    import txdefer
+
+    class Unrelated:
+        pass
+
+    for cls in (Unrelated, int, txdefer.DeferredLock):
+        with pytest.raises(TypeError):
+            txdefer._core._register_public(cls)
+    assert type(txdefer.succeed(1)) is txdefer.Deferred
+    assert type(txdefer.Deferred()) is txdefer.Deferred
