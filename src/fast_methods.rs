@@ -37,7 +37,7 @@ mod native {
     use pyo3::prelude::*;
     use pyo3::sync::PyOnceLock;
     use pyo3::exceptions::{PyRuntimeError, PyValueError};
-    use pyo3::types::{PyTuple, PyType};
+    use pyo3::types::{PyModule, PyTuple, PyType};
 
     use crate::callbacks::{Call, Entry};
     use crate::deferred::{errback_with, push_entry, start_run, Deferred};
@@ -81,6 +81,93 @@ mod native {
             ty.setattr(name_str, new_descriptor(&ty, Box::leak(Box::new(fast)))?)?;
         }
         Ok(())
+    }
+
+    /// The `succeed` PyO3 made, which calls of other shapes are forwarded to.
+    static SUCCEED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+    /// Replace the module function `succeed` of `module` by a `METH_FASTCALL |
+    /// METH_KEYWORDS` function that makes the Deferred itself for `succeed(result)`
+    /// and forwards every other call (`succeed(result=...)`, wrong arguments) to the
+    /// one PyO3 made.  Name, docstring (with the signature), `__module__` and
+    /// `__self__` are those of PyO3's function.
+    pub fn install_functions(module: &Bound<'_, PyModule>) -> PyResult<()> {
+        let py = module.py();
+        let made = module.getattr("succeed")?;
+        let def = function_definition(&made).ok_or_else(|| PyRuntimeError::new_err("succeed is not a compiled function"))?;
+        SUCCEED
+            .set(py, made.unbind())
+            .map_err(|_| PyRuntimeError::new_err("fast functions installed twice"))?;
+        // Leaked once, as the methods' definitions are: CPython keeps pointing to it.
+        let fast: &'static mut ffi::PyMethodDef = Box::leak(Box::new(ffi::PyMethodDef {
+            ml_name: c"succeed".as_ptr(),
+            ml_meth: ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: succeed() },
+            ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
+            ml_doc: copied_doc(&def),
+        }));
+        let name = module.name()?;
+        // SAFETY: `fast` is a valid `PyMethodDef` that is never freed, whose `ml_meth`
+        // has the C signature its `ml_flags` announce; `module` and `name` are live
+        // objects (borrowed: `PyCMethod_New` takes its own references).  The result is
+        // a new reference or null with an exception set.
+        let function = unsafe {
+            Bound::from_owned_ptr_or_err(
+                py,
+                ffi::PyCMethod_New(fast, module.as_ptr(), name.as_ptr(), std::ptr::null_mut()),
+            )
+        }?;
+        module.setattr("succeed", function)
+    }
+
+    /// The definition (`PyMethodDef`) a compiled function was made from, copied out;
+    /// `None` if `function` is not exactly a `builtin_function_or_method`.
+    fn function_definition(function: &Bound<'_, PyAny>) -> Option<ffi::PyMethodDef> {
+        // The address of CPython's static type object (taken, not read).
+        let builtin_function = &raw mut ffi::PyCFunction_Type;
+        if !std::ptr::eq(function.get_type().as_type_ptr(), builtin_function) {
+            return None;
+        }
+        // SAFETY: `function` is exactly a `builtin_function_or_method` (checked
+        // above), whose C layout is `PyCFunctionObject`, alive while it is borrowed
+        // here; its `m_ml` points to the valid `PyMethodDef` it was made from, which
+        // is copied out (plain data).
+        Some(unsafe { *(*function.as_ptr().cast::<ffi::PyCFunctionObject>()).m_ml })
+    }
+
+    /// `succeed`: see `install_functions`.
+    fn succeed() -> Fast {
+        /// # Safety
+        /// Called by CPython (through PyO3's wrapper) as the function
+        /// `install_functions` made: `args` points to `nargs` positional values then
+        /// one value per name in `kwnames` (null or a tuple), all borrowed for the call.
+        unsafe fn body(
+            py: Python<'_>,
+            _module: *mut ffi::PyObject,
+            args: *const *mut ffi::PyObject,
+            nargs: ffi::Py_ssize_t,
+            kwnames: *mut ffi::PyObject,
+        ) -> PyResult<*mut ffi::PyObject> {
+            // SAFETY: `kwnames` is null or a valid tuple.
+            let keywords = !kwnames.is_null() && unsafe { ffi::PyTuple_GET_SIZE(kwnames) } != 0;
+            if nargs == 1 && !keywords {
+                // SAFETY: `args[0]` is a valid borrowed reference for this call.
+                let result = unsafe { Bound::from_borrowed_ptr(py, *args) };
+                return crate::construct::new_public_fired(py, result).map(Bound::into_ptr);
+            }
+            let original = SUCCEED
+                .get(py)
+                .ok_or_else(|| PyRuntimeError::new_err("fast functions not installed"))?;
+            // SAFETY: the arguments are passed on exactly as they came (positional
+            // values then keyword values, as `kwnames` describes), borrowed; the
+            // result is a new reference or null with an exception set.
+            let result = unsafe { ffi::PyObject_Vectorcall(original.as_ptr(), args, nargs as usize, kwnames) };
+            if result.is_null() {
+                Err(PyErr::fetch(py))
+            } else {
+                Ok(result)
+            }
+        }
+        pyo3::impl_::trampoline::get_trampoline_function!(fastcall_cfunction_with_keywords, body)
     }
 
     /// Give `sub` its own copy of each method of `base` (a compiled class) that `sub`
@@ -322,6 +409,16 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
     native::install(py)?;
     #[cfg(any(Py_LIMITED_API, PyPy, GraalPy))]
     let _ = py;
+    Ok(())
+}
+
+/// Replace the module function `succeed` (called once, when the module is
+/// initialised; see `native::install_functions`).
+pub fn install_functions(module: &Bound<'_, pyo3::types::PyModule>) -> PyResult<()> {
+    #[cfg(not(any(Py_LIMITED_API, PyPy, GraalPy)))]
+    native::install_functions(module)?;
+    #[cfg(any(Py_LIMITED_API, PyPy, GraalPy))]
+    let _ = module;
     Ok(())
 }
 

@@ -1309,3 +1309,46 @@ def test_only_a_subclass_of_the_compiled_class_can_be_registered_as_public() -> 
             txdefer._core._register_public(cls)
     assert type(txdefer.succeed(1)) is txdefer.Deferred
     assert type(txdefer.Deferred()) is txdefer.Deferred
+
+
+def test_succeed_keeps_its_name_signature_and_docstring() -> None:
+    import inspect
+
+    import txdefer
+    from twisted.internet import defer
+
+    assert txdefer.succeed.__name__ == txdefer.succeed.__qualname__ == "succeed"
+    assert str(inspect.signature(txdefer.succeed)) == "(result)"
+    assert list(inspect.signature(defer.succeed).parameters) == ["result"]
+    assert txdefer.succeed.__doc__ and txdefer.succeed.__doc__.startswith("Return a Deferred that has already")
+    assert txdefer.succeed.__module__ == "txdefer._core"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda succeed, value: succeed(value),
+        lambda succeed, value: succeed(result=value),
+        lambda succeed, value: succeed(*(value,)),
+        lambda succeed, value: succeed(value, **{}),  # noqa: PIE804  (an empty mapping, on purpose)
+    ],
+)
+@pytest.mark.parametrize("value", [1, None, (1, 2), "x"])
+def test_succeed_is_the_same_however_it_is_called(impl: Impl, call: Any, value: object) -> None:
+    d: Any = call(impl.succeed, value)
+    assert type(d) is impl.module.Deferred
+    assert (d.called, fired_with(d)) == (True, value)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda succeed: succeed(),
+        lambda succeed: succeed(1, 2),
+        lambda succeed: succeed(value=1),
+        lambda succeed: succeed(1, result=2),
+    ],
+)
+def test_succeed_with_wrong_arguments_is_a_TypeError(impl: Impl, call: Any) -> None:
+    with pytest.raises(TypeError):
+        call(impl.succeed)
