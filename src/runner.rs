@@ -72,14 +72,52 @@ fn pop_next_locked(py: Python<'_>, d: &Bound<'_, Deferred>, has_info: &mut bool)
 }
 
 /// Run the callbacks of `start` (Twisted's `Deferred._runCallbacks`).
+///
+/// `start` is the bottom frame of the emulated stack.  Its callbacks run here
+/// directly; the stack of frames is only built when one of them needs another
+/// Deferred's chain to run first (a returned Deferred that was waiting, or a
+/// `chainDeferred` target).
 pub fn run_callbacks(start: &Bound<'_, Deferred>) -> PyResult<()> {
     let py = start.py();
-    let mut stack: SmallVec<[Frame; 4]> = SmallVec::new();
-    stack.push(Frame {
-        d: start.clone().unbind(),
-        kind: Kind::Root,
-        resume: false,
-    });
+    let mut has_info = false;
+    let (next, old_chained) = {
+        let mut st = start.get().lock()?;
+        if st.running {
+            // Don't recursively run callbacks.
+            return Ok(());
+        }
+        if st.paused != 0 {
+            // This Deferred isn't going to produce a result at all.
+            return Ok(());
+        }
+        let old_chained = st.chained_to.take();
+        (pop_next(py, &mut st, &mut has_info), old_chained)
+    };
+    drop(old_chained);
+    match run_entries(py, start, start, next, has_info) {
+        Ok(Ran::Finished { has_info, result_kind }) => finish_frame(py, start, has_info, result_kind),
+        Ok(Ran::Push(frame)) => {
+            let mut stack: SmallVec<[Frame; 4]> = SmallVec::new();
+            stack.push(Frame {
+                d: start.clone().unbind(),
+                kind: Kind::Root,
+                resume: false,
+            });
+            stack.push(frame);
+            run_frames(py, start, stack)
+        }
+        Err(err) => {
+            // An error escaped: `start` is not running its callbacks any more.
+            if let Ok(mut st) = start.get().lock() {
+                st.running = false;
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Run the emulated stack of frames to the end; `stack[0]` is `start`'s frame.
+fn run_frames(py: Python<'_>, start: &Bound<'_, Deferred>, mut stack: SmallVec<[Frame; 4]>) -> PyResult<()> {
     let outcome = run_stack(py, start, &mut stack);
     if outcome.is_err() {
         // An error escaped: nothing on the stack is running its callbacks any more.
@@ -102,14 +140,27 @@ pub fn run_callbacks(start: &Bound<'_, Deferred>) -> PyResult<()> {
     outcome
 }
 
+/// How a frame's run of callbacks ended.
+enum Ran {
+    /// No callback is left to run now (none is left, or the Deferred now waits on
+    /// another): the frame is done.  `result_kind` is the result's kind when known.
+    Finished {
+        has_info: bool,
+        result_kind: Option<ResultKind>,
+    },
+    /// Another Deferred's chain must run before this frame carries on: this frame
+    /// stays on the stack, under the new one.
+    Push(Frame),
+}
+
 fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[Frame; 4]>) -> PyResult<()> {
-    'frames: while let Some(top) = stack.last_mut() {
+    while let Some(top) = stack.last_mut() {
         let current = top.d.bind(py).clone();
         let resumed = std::mem::replace(&mut top.resume, false);
         // The Root frame only ever sits at the bottom of the stack.
         let is_root = top.kind == Kind::Root;
         let mut has_info = false;
-        let (mut next, old_chained) = {
+        let (next, old_chained) = {
             let mut st = current.get().lock()?;
             if is_root && !resumed && st.running {
                 // Don't recursively run callbacks.
@@ -123,7 +174,7 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
                     // up to the nearest nested call waits with it.
                     drop(st);
                     unwind_to_call(py, stack)?;
-                    continue 'frames;
+                    continue;
                 }
                 st.chained_to.take()
             };
@@ -131,126 +182,149 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
         };
         drop(old_chained);
 
-        // What the current result is, when already known.
-        let mut result_kind: Option<ResultKind> = None;
-        let mut finished = true;
-        let has_info = loop {
-            let Some((entry, result)) = next.take() else {
-                break has_info;
-            };
-            let result = result.into_bound(py);
-            let kind = match result_kind.take() {
-                Some(known) => known,
-                None => imports::classify(&result)?,
-            };
-            let is_fail = kind == ResultKind::Failure;
-            match entry.step(is_fail) {
-                step @ (Step::Call(_) | Step::Native(_) | Step::PassThrough) => {
-                    let passed_through = matches!(step, Step::PassThrough);
-                    let mut returned = match step {
-                        Step::Call(call) => call.invoke(py, result),
-                        Step::Native(native) => native.invoke(py, result),
-                        // Twisted calls `passthru`/`_failthru`, which return the result
-                        // unchanged.
-                        _ => Ok(result),
-                    };
-                    // Twisted warns, naming the function it called, when that returned
-                    // the Deferred it is attached to.
-                    warn_if_self(&current, &mut returned, || match step {
-                        Step::Call(call) => Ok(call.func(py)),
-                        Step::Native(native) => native.offender(py),
-                        _ => {
-                            let foreign = imports::foreign(py)?;
-                            let offender = if is_fail { &foreign.twisted_failthru } else { &foreign.twisted_passthru };
-                            Ok(offender.bind(py).clone())
-                        }
-                    });
-                    let (new_result, new_kind) = match returned {
-                        Ok(value) if passed_through => (value, kind),
-                        Ok(value) => {
-                            let new_kind = imports::classify(&value)?;
-                            (value, new_kind)
-                        }
-                        Err(err) => {
-                            let value = make_failure(py, start, &err)?;
-                            let new_kind = imports::classify(&value)?;
-                            (value, new_kind)
-                        }
-                    };
-                    let new_is_deferred = new_kind.is_deferred();
-                    let old = {
-                        let mut st = current.get().lock()?;
-                        st.running = false;
-                        let old = st.result.replace(new_result.clone().unbind());
-                        if !new_is_deferred {
-                            next = pop_next(py, &mut st, &mut has_info);
-                        }
-                        old
-                    };
-                    if let Some(old) = old {
-                        old.drop_ref(py);
+        match run_entries(py, start, &current, next, has_info)? {
+            Ran::Push(frame) => stack.push(frame),
+            Ran::Finished { has_info, result_kind } => {
+                finish_frame(py, &current, has_info, result_kind)?;
+                if let Some(frame) = stack.pop() {
+                    let was_call = frame.kind == Kind::Call;
+                    frame.d.drop_ref(py);
+                    if was_call {
+                        returned_from_call(py, stack)?;
                     }
-                    entry.release(py);
-                    if new_is_deferred {
-                        if chain_on(py, &current, &new_result)? {
-                            break current.get().lock()?.debug_info.is_some();
-                        }
-                        next = pop_next_locked(py, &current, &mut has_info)?;
-                    } else {
-                        result_kind = Some(new_kind);
-                    }
-                }
-                Step::Continue(chainee) => {
-                    let chainee = chainee.bind(py).clone();
-                    hand_over(py, &current, &chainee)?;
-                    stack.push(Frame {
-                        d: chainee.unbind(),
-                        kind: Kind::Continue,
-                        resume: false,
-                    });
-                    finished = false;
-                    break false;
-                }
-                Step::ForeignContinue(waiting) => {
-                    // A pure-Python Twisted Deferred waits on this one: give it the
-                    // result and let its own loop carry on.
-                    let waiting = waiting.bind(py).clone();
-                    let value = take_result(py, &current)?;
-                    waiting.setattr(intern!(py, "result"), value)?;
-                    waiting.call_method0(intern!(py, "unpause"))?;
-                    next = pop_next_locked(py, &current, &mut has_info)?;
-                }
-                Step::Chain(target) => {
-                    let target = target.bind(py).clone();
-                    if fire_chained(py, start, &current, &target, result)? {
-                        stack.push(Frame {
-                            d: target.unbind(),
-                            kind: Kind::Call,
-                            resume: false,
-                        });
-                        finished = false;
-                        break false;
-                    }
-                    next = pop_next_locked(py, &current, &mut has_info)?;
-                }
-            }
-        };
-
-        if finished {
-            let maybe_failed = result_kind.map_or(true, |k| k == ResultKind::Failure);
-            if maybe_failed || has_info {
-                update_debug_info(py, &current)?;
-            }
-            if let Some(frame) = stack.pop() {
-                let was_call = frame.kind == Kind::Call;
-                frame.d.drop_ref(py);
-                if was_call {
-                    returned_from_call(py, stack)?;
                 }
             }
         }
     }
     Ok(())
+}
+
+/// Twisted's end of a frame: as much of the chain as can run now has run.  Keep the
+/// `DebugInfo`'s record of an unhandled failure in step with the result (when the
+/// result may be a failure or there is a `DebugInfo`).
+fn finish_frame(
+    py: Python<'_>,
+    current: &Bound<'_, Deferred>,
+    has_info: bool,
+    result_kind: Option<ResultKind>,
+) -> PyResult<()> {
+    let maybe_failed = result_kind.map_or(true, |k| k == ResultKind::Failure);
+    if maybe_failed || has_info {
+        update_debug_info(py, current)?;
+    }
+    Ok(())
+}
+
+/// Run `current`'s callbacks, starting with `next` (already popped), in Twisted's
+/// inner loop: until none is left, `current` waits on another Deferred, or another
+/// Deferred's chain must run first.
+fn run_entries(
+    py: Python<'_>,
+    start: &Bound<'_, Deferred>,
+    current: &Bound<'_, Deferred>,
+    mut next: Next,
+    mut has_info: bool,
+) -> PyResult<Ran> {
+    // What the current result is, when already known.
+    let mut result_kind: Option<ResultKind> = None;
+    loop {
+        let Some((entry, result)) = next.take() else {
+            return Ok(Ran::Finished { has_info, result_kind });
+        };
+        let result = result.into_bound(py);
+        let kind = match result_kind.take() {
+            Some(known) => known,
+            None => imports::classify(&result)?,
+        };
+        let is_fail = kind == ResultKind::Failure;
+        match entry.step(is_fail) {
+            step @ (Step::Call(_) | Step::Native(_) | Step::PassThrough) => {
+                let passed_through = matches!(step, Step::PassThrough);
+                let mut returned = match step {
+                    Step::Call(call) => call.invoke(py, result),
+                    Step::Native(native) => native.invoke(py, result),
+                    // Twisted calls `passthru`/`_failthru`, which return the result
+                    // unchanged.
+                    _ => Ok(result),
+                };
+                // Twisted warns, naming the function it called, when that returned
+                // the Deferred it is attached to.
+                warn_if_self(current, &mut returned, || match step {
+                    Step::Call(call) => Ok(call.func(py)),
+                    Step::Native(native) => native.offender(py),
+                    _ => {
+                        let foreign = imports::foreign(py)?;
+                        let offender = if is_fail { &foreign.twisted_failthru } else { &foreign.twisted_passthru };
+                        Ok(offender.bind(py).clone())
+                    }
+                });
+                let (new_result, new_kind) = match returned {
+                    Ok(value) if passed_through => (value, kind),
+                    Ok(value) => {
+                        let new_kind = imports::classify(&value)?;
+                        (value, new_kind)
+                    }
+                    Err(err) => {
+                        let value = make_failure(py, start, &err)?;
+                        let new_kind = imports::classify(&value)?;
+                        (value, new_kind)
+                    }
+                };
+                let new_is_deferred = new_kind.is_deferred();
+                let old = {
+                    let mut st = current.get().lock()?;
+                    st.running = false;
+                    let old = st.result.replace(new_result.clone().unbind());
+                    if !new_is_deferred {
+                        next = pop_next(py, &mut st, &mut has_info);
+                    }
+                    old
+                };
+                if let Some(old) = old {
+                    old.drop_ref(py);
+                }
+                entry.release(py);
+                if new_is_deferred {
+                    if chain_on(py, current, &new_result)? {
+                        let has_info = current.get().lock()?.debug_info.is_some();
+                        return Ok(Ran::Finished { has_info, result_kind: None });
+                    }
+                    next = pop_next_locked(py, current, &mut has_info)?;
+                } else {
+                    result_kind = Some(new_kind);
+                }
+            }
+            Step::Continue(chainee) => {
+                let chainee = chainee.bind(py).clone();
+                hand_over(py, current, &chainee)?;
+                return Ok(Ran::Push(Frame {
+                    d: chainee.unbind(),
+                    kind: Kind::Continue,
+                    resume: false,
+                }));
+            }
+            Step::ForeignContinue(waiting) => {
+                // A pure-Python Twisted Deferred waits on this one: give it the
+                // result and let its own loop carry on.
+                let waiting = waiting.bind(py).clone();
+                let value = take_result(py, current)?;
+                waiting.setattr(intern!(py, "result"), value)?;
+                waiting.call_method0(intern!(py, "unpause"))?;
+                next = pop_next_locked(py, current, &mut has_info)?;
+            }
+            Step::Chain(target) => {
+                let target = target.bind(py).clone();
+                if fire_chained(py, start, current, &target, result)? {
+                    return Ok(Ran::Push(Frame {
+                        d: target.unbind(),
+                        kind: Kind::Call,
+                        resume: false,
+                    }));
+                }
+                next = pop_next_locked(py, current, &mut has_info)?;
+            }
+        }
+    }
 }
 
 /// Twisted's check after each callback: one that returned the Deferred it is attached
