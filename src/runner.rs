@@ -104,7 +104,7 @@ pub fn run_callbacks(start: &Bound<'_, Deferred>) -> PyResult<()> {
                 resume: false,
             });
             stack.push(frame);
-            run_frames(py, start, stack)
+            run_frames(py, start, &mut stack)
         }
         Err(err) => {
             // An error escaped: `start` is not running its callbacks any more.
@@ -117,8 +117,9 @@ pub fn run_callbacks(start: &Bound<'_, Deferred>) -> PyResult<()> {
 }
 
 /// Run the emulated stack of frames to the end; `stack[0]` is `start`'s frame.
-fn run_frames(py: Python<'_>, start: &Bound<'_, Deferred>, mut stack: SmallVec<[Frame; 4]>) -> PyResult<()> {
-    let outcome = run_stack(py, start, &mut stack);
+#[inline(never)]
+fn run_frames(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[Frame; 4]>) -> PyResult<()> {
+    let outcome = run_stack(py, start, stack);
     if outcome.is_err() {
         // An error escaped: nothing on the stack is running its callbacks any more.
         if let Some(top) = stack.last() {
@@ -202,6 +203,7 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
 /// Twisted's end of a frame: as much of the chain as can run now has run.  Keep the
 /// `DebugInfo`'s record of an unhandled failure in step with the result (when the
 /// result may be a failure or there is a `DebugInfo`).
+#[inline(always)]
 fn finish_frame(
     py: Python<'_>,
     current: &Bound<'_, Deferred>,
@@ -546,6 +548,7 @@ fn start_chained(py: Python<'_>, target: &Bound<'_, Deferred>, result: Bound<'_,
 }
 
 /// Keep the `DebugInfo`'s record of an unhandled failure in step with the result.
+#[inline(never)]
 fn update_debug_info(py: Python<'_>, current: &Bound<'_, Deferred>) -> PyResult<()> {
     let (result, info) = {
         let st = current.get().lock()?;
