@@ -8,6 +8,13 @@
 //! is consumed on the spot and the loop goes on, so a generator yielding a million
 //! fired Deferreds never recurses.  Cancellation is Twisted's own code
 //! (`txdefer._support`), with the driver standing in for `_CancellationStatus`.
+//!
+//! Twisted steps the generator with `context.run(gen.send, result)`.  For a native
+//! generator or coroutine and a `contextvars.Context`, the driver does what
+//! `Context.run` does in C (enter the context, call, exit it) around CPython's
+//! `PyIter_Send`, which hands back a returned value directly instead of raising
+//! `StopIteration(value)` to be caught: the same steps, without the two calls
+//! through Python's call machinery and the exception.
 
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
@@ -61,6 +68,10 @@ pub struct Driver {
     send: Py<PyAny>,
     /// `run` of the `contextvars.Context` every step runs in, looked up once.
     run: Py<PyAny>,
+    /// The context every step runs in, when `gen` is exactly a generator or a
+    /// coroutine and the context exactly a `contextvars.Context`: each step is then
+    /// sent directly (see `send`).  `None` otherwise: `run(send, value)`.
+    context: Option<Py<PyAny>>,
     /// Whether `gen` is a coroutine (see `value_to_send`).
     #[cfg(all(Py_3_12, not(any(PyPy, GraalPy))))]
     coroutine: bool,
@@ -108,12 +119,14 @@ pub fn cancellable_inline_callbacks<'py>(gen: Bound<'py, PyAny>) -> PyResult<Bou
     let send = gen.getattr(intern!(py, "send"))?;
     #[cfg(all(Py_3_12, not(any(PyPy, GraalPy))))]
     let coroutine = gen.get_type().is(coroutine_type(py)?);
+    let direct = sends_directly(&gen, &context)?;
     let driver = Bound::new(
         py,
         Driver {
             gen: gen.unbind(),
             send: send.unbind(),
             run: run.unbind(),
+            context: direct.then(|| context.unbind()),
             #[cfg(all(Py_3_12, not(any(PyPy, GraalPy))))]
             coroutine,
             state: spin::Mutex::new(DriverState {
@@ -160,13 +173,14 @@ fn drive<'py>(driver: &Bound<'py, Driver>, mut result: Bound<'py, PyAny>) -> PyR
         let is_failure = imports::classify(&result)? == ResultKind::Failure;
         let sent = if is_failure {
             let throw = result.getattr(intern!(py, "throwExceptionIntoGenerator"))?;
-            run.call1((throw, me.gen.bind(py)))
+            Sent::from(run.call1((throw, me.gen.bind(py))))
         } else {
-            run.call1((me.send.bind(py), value_to_send(me, result)?))
+            send(me, run, value_to_send(me, result)?)
         };
         let yielded = match sent {
-            Ok(value) => value,
-            Err(err) => return finish(driver, err, is_failure),
+            Sent::Yielded(value) => value,
+            Sent::Returned(value) => return fire(&outer_deferred(driver)?, value),
+            Sent::Raised(err) => return finish(driver, err, is_failure),
         };
         let awaited = match imports::classify(&yielded)? {
             ResultKind::Deferred | ResultKind::ForeignDeferred => yielded,
@@ -182,6 +196,82 @@ fn drive<'py>(driver: &Bound<'py, Driver>, mut result: Bound<'py, PyAny>) -> PyR
             None => return Ok(()),
         }
     }
+}
+
+/// What one step of the generator gave.
+enum Sent<'py> {
+    /// It yielded (awaited) this.
+    Yielded(Bound<'py, PyAny>),
+    /// It returned this (sent directly: no `StopIteration` was raised).
+    Returned(Bound<'py, PyAny>),
+    /// It raised (`StopIteration` when it returned, through `gen.send`).
+    Raised(PyErr),
+}
+
+impl<'py> From<PyResult<Bound<'py, PyAny>>> for Sent<'py> {
+    fn from(outcome: PyResult<Bound<'py, PyAny>>) -> Self {
+        match outcome {
+            Ok(value) => Sent::Yielded(value),
+            Err(err) => Sent::Raised(err),
+        }
+    }
+}
+
+/// Are `gen` and `context` what `send` may step directly: exactly a generator or a
+/// coroutine, and exactly a `contextvars.Context`?
+fn sends_directly(gen: &Bound<'_, PyAny>, context: &Bound<'_, PyAny>) -> PyResult<bool> {
+    #[cfg(not(any(Py_LIMITED_API, PyPy, GraalPy)))]
+    {
+        let py = gen.py();
+        let t = gen.get_type();
+        let native = t.is(coroutine_type(py)?) || t.is(GENERATOR_TYPE.import(py, "types", "GeneratorType")?);
+        // The address of CPython's static type object (taken, not read).
+        let context_type = &raw mut pyo3::ffi::PyContext_Type;
+        Ok(native && std::ptr::eq(context.get_type().as_type_ptr(), context_type))
+    }
+    #[cfg(any(Py_LIMITED_API, PyPy, GraalPy))]
+    {
+        let _ = (gen, context);
+        Ok(false)
+    }
+}
+
+/// Twisted's `context.run(gen.send, value)`.
+fn send<'py>(me: &Driver, run: &Bound<'py, PyAny>, value: Bound<'py, PyAny>) -> Sent<'py> {
+    let py = run.py();
+    #[cfg(not(any(Py_LIMITED_API, PyPy, GraalPy)))]
+    if let Some(context) = &me.context {
+        use pyo3::ffi;
+        // What `Context.run` does in C: enter the context, call, exit the context
+        // (an error exiting wins over the call's outcome).
+        // SAFETY: `context` is a live `contextvars.Context` (checked exactly when the
+        // driver was made, `sends_directly`) and this thread is attached.
+        if unsafe { ffi::PyContext_Enter(context.as_ptr()) } != 0 {
+            return Sent::Raised(PyErr::fetch(py));
+        }
+        let mut out: *mut ffi::PyObject = std::ptr::null_mut();
+        // SAFETY: `gen` is a live generator or coroutine and `value` a live object
+        // (both borrowed for the call); `PyIter_Send` stores a new reference in `out`
+        // for a yield or a return, or leaves it null with an exception set.
+        let status = unsafe { ffi::PyIter_Send(me.gen.as_ptr(), value.as_ptr(), &mut out) };
+        let sent = match status {
+            ffi::PySendResult::PYGEN_ERROR => Err(PyErr::fetch(py)),
+            // SAFETY: `out` is a new (owned, non-null) reference.
+            _ => Ok(unsafe { Bound::from_owned_ptr(py, out) }),
+        };
+        // SAFETY: `context` was entered above, by this thread.
+        if unsafe { ffi::PyContext_Exit(context.as_ptr()) } != 0 {
+            let err = PyErr::fetch(py);
+            drop(sent);
+            return Sent::Raised(err);
+        }
+        return match (status, sent) {
+            (_, Err(err)) => Sent::Raised(err),
+            (ffi::PySendResult::PYGEN_RETURN, Ok(value)) => Sent::Returned(value),
+            (_, Ok(value)) => Sent::Yielded(value),
+        };
+    }
+    Sent::from(run.call1((me.send.bind(py), value)))
 }
 
 /// What `drive` sends into the generator to hand it `result`: `result` itself, as
@@ -257,13 +347,7 @@ fn wait_on<'py>(
 /// The generator is done: it returned, called `returnValue`, or raised.
 fn finish(driver: &Bound<'_, Driver>, err: PyErr, is_failure: bool) -> PyResult<()> {
     let py = driver.py();
-    let outer = driver
-        .get()
-        .lock()?
-        .deferred
-        .as_ref()
-        .map(|d| d.clone_ref(py).into_bound(py))
-        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("inlineCallbacks has no Deferred"))?;
+    let outer = outer_deferred(driver)?;
     let value = if err.is_instance_of::<PyStopIteration>(py) {
         // Fell off the end, or "return" statement.
         err.value(py).getattr_opt(intern!(py, "value"))?
@@ -282,6 +366,18 @@ fn finish(driver: &Bound<'_, Driver>, err: PyErr, is_failure: bool) -> PyResult<
     };
     drop(err);
     fire(&outer, value.unwrap_or_else(|| py.None().into_bound(py)))
+}
+
+/// The Deferred the generator's outcome fires (Twisted's `status.deferred`).
+fn outer_deferred<'py>(driver: &Bound<'py, Driver>) -> PyResult<Bound<'py, PyAny>> {
+    let py = driver.py();
+    driver
+        .get()
+        .lock()?
+        .deferred
+        .as_ref()
+        .map(|d| d.clone_ref(py).into_bound(py))
+        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("inlineCallbacks has no Deferred"))
 }
 
 /// `status.deferred.callback(value)` (or errback, for a failure).
@@ -362,6 +458,7 @@ impl Driver {
         visit.call(&self.gen)?;
         visit.call(&self.send)?;
         visit.call(&self.run)?;
+        visit.call(&self.context)?;
         if let Some(st) = self.state.try_lock() {
             visit.call(&st.deferred)?;
             visit.call(&st.waiting_on)?;

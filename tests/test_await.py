@@ -465,6 +465,111 @@ def test_contextvars_are_kept_across_awaits(impl: Impl) -> None:
     assert fired_with(d) == ("inside", "inside")
 
 
+def test_each_step_runs_in_the_context_copied_at_the_start(impl: Impl) -> None:
+    # The value set outside after the start is not seen inside; the value set inside
+    # is seen at every later step, and never outside.
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    ds: list[Any] = [impl.Deferred() for _ in range(3)]
+    seen: list[str] = []
+
+    async def main() -> str:
+        seen.append(var.get())
+        var.set("inside")
+        for d in ds:
+            await d
+            seen.append(var.get())
+        return var.get()
+
+    var.set("before")
+    d: Any = impl.ensureDeferred(main())
+    var.set("after")
+    for waiting in ds:
+        waiting.callback(None)
+        assert var.get() == "after"
+    assert fired_with(d) == "inside"
+    assert seen == ["before", "inside", "inside", "inside"]
+
+
+@pytest.mark.parametrize(
+    "value", [None, 0, "x", (1, 2), StopIteration("stop"), Failure(ValueError("as a value"))]
+)
+def test_what_a_coroutine_returns_fires_its_deferred(impl: Impl, value: object) -> None:
+    waiting: Any = impl.Deferred()
+
+    async def main() -> object:
+        await waiting
+        return value
+
+    d: Any = impl.ensureDeferred(main())
+    waiting.callback(None)
+    outcome = result_of(d)
+    if isinstance(value, Failure):
+        assert isinstance(outcome, Failure) and outcome.value is value.value
+    else:
+        assert outcome is value
+
+
+def test_a_StopIteration_raised_in_a_coroutine_is_a_RuntimeError(impl: Impl) -> None:
+    async def main() -> None:
+        await impl.succeed(None)
+        raise StopIteration("inside")
+
+    d: Any = impl.ensureDeferred(main())
+    failure = result_of(d)
+    assert isinstance(failure, Failure)
+    assert failure.type is RuntimeError
+    assert isinstance(failure.value.__cause__, StopIteration)
+
+
+def test_an_exception_of_a_coroutine_keeps_its_traceback(impl: Impl) -> None:
+    waiting: Any = impl.Deferred()
+
+    async def fails_here() -> None:
+        await waiting
+        raise KeyError("k")
+
+    d: Any = impl.ensureDeferred(fails_here())
+    waiting.callback(None)
+    failure = result_of(d)
+    assert isinstance(failure, Failure) and failure.type is KeyError
+    assert "fails_here" in failure.getTraceback()
+
+
+def test_a_coroutine_of_another_kind_is_stepped_through_its_send(impl: Impl) -> None:
+    # An object registered as a Coroutine (not a native one) is driven through its
+    # own send method, with the value sent each time.
+    from collections.abc import Coroutine
+
+    waiting: Any = impl.Deferred()
+    sent: list[object] = []
+
+    class Stepper(Coroutine[Any, Any, str]):
+        def __init__(self) -> None:
+            self.steps = iter([impl.succeed("a"), waiting])
+
+        def send(self, value: object) -> object:
+            sent.append(value)
+            try:
+                return next(self.steps)
+            except StopIteration:
+                raise StopIteration("done") from None
+
+        def throw(self, *args: Any) -> Any:
+            raise AssertionError(args)
+
+        def close(self) -> None:
+            pass
+
+        def __await__(self) -> Any:
+            return self
+
+    d: Any = impl.ensureDeferred(Stepper())
+    assert not d.called
+    waiting.callback("b")
+    assert fired_with(d) == "done"
+    assert sent == [None, "a", "b"]
+
+
 # -- inlineCallbacks --------------------------------------------------------------------
 
 
