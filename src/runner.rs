@@ -80,20 +80,10 @@ fn pop_next_locked(py: Python<'_>, d: &Bound<'_, Deferred>, has_info: &mut bool)
 pub fn run_callbacks(start: &Bound<'_, Deferred>) -> PyResult<()> {
     let py = start.py();
     let mut has_info = false;
-    let (next, old_chained) = {
-        let mut st = start.get().lock()?;
-        if st.running {
-            // Don't recursively run callbacks.
-            return Ok(());
-        }
-        if st.paused != 0 {
-            // This Deferred isn't going to produce a result at all.
-            return Ok(());
-        }
-        let old_chained = st.chained_to.take();
-        (pop_next(py, &mut st, &mut has_info), old_chained)
+    let Begin::Run(next) = begin_frame(py, start, true, false, &mut has_info)? else {
+        // Running its callbacks already, or paused: nothing to do now.
+        return Ok(());
     };
-    drop(old_chained);
     match run_entries(py, start, start, next, has_info) {
         Ok(Ran::Finished { has_info, result_kind }) => finish_frame(py, start, has_info, result_kind),
         Ok(Ran::Push(frame)) => {
@@ -161,28 +151,15 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
         // The Root frame only ever sits at the bottom of the stack.
         let is_root = top.kind == Kind::Root;
         let mut has_info = false;
-        let (next, old_chained) = {
-            let mut st = current.get().lock()?;
-            if is_root && !resumed && st.running {
-                // Don't recursively run callbacks.
-                return Ok(());
+        let next = match begin_frame(py, &current, is_root, resumed, &mut has_info)? {
+            Begin::Run(next) => next,
+            Begin::Running => return Ok(()),
+            Begin::Paused => {
+                // Everything up to the nearest nested call waits with it.
+                unwind_to_call(py, stack)?;
+                continue;
             }
-            let old_chained = if resumed {
-                None
-            } else {
-                if st.paused != 0 {
-                    // This Deferred isn't going to produce a result at all; everything
-                    // up to the nearest nested call waits with it.
-                    drop(st);
-                    unwind_to_call(py, stack)?;
-                    continue;
-                }
-                st.chained_to.take()
-            };
-            (pop_next(py, &mut st, &mut has_info), old_chained)
         };
-        drop(old_chained);
-
         match run_entries(py, start, &current, next, has_info)? {
             Ran::Push(frame) => stack.push(frame),
             Ran::Finished { has_info, result_kind } => {
@@ -198,6 +175,49 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
         }
     }
     Ok(())
+}
+
+/// How a frame starts.
+enum Begin {
+    /// Run the callbacks, starting with this one (already popped).
+    Run(Next),
+    /// The bottom Deferred is running its callbacks already: don't recursively run
+    /// them.
+    Running,
+    /// The Deferred is paused: it isn't going to produce a result now.
+    Paused,
+}
+
+/// The start of `current`'s frame in Twisted's loop: the checks, `_chainedTo =
+/// None`, the first callback popped.  `check_running` for the bottom frame;
+/// `resumed` for a frame going on after a nested call returned (no checks, and
+/// `_chainedTo` left as it is: Twisted is still inside its inner loop).  When there
+/// is no callback to run, `has_info` tells whether a `DebugInfo` exists.
+#[inline(always)]
+fn begin_frame(
+    py: Python<'_>,
+    current: &Bound<'_, Deferred>,
+    check_running: bool,
+    resumed: bool,
+    has_info: &mut bool,
+) -> PyResult<Begin> {
+    let (next, old_chained) = {
+        let mut st = current.get().lock()?;
+        if check_running && !resumed && st.running {
+            return Ok(Begin::Running);
+        }
+        let old_chained = if resumed {
+            None
+        } else {
+            if st.paused != 0 {
+                return Ok(Begin::Paused);
+            }
+            st.chained_to.take()
+        };
+        (pop_next(py, &mut st, has_info), old_chained)
+    };
+    drop(old_chained);
+    Ok(Begin::Run(next))
 }
 
 /// Twisted's end of a frame: as much of the chain as can run now has run.  Keep the
