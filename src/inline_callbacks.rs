@@ -147,16 +147,21 @@ pub fn cancellable_inline_callbacks<'py>(gen: Bound<'py, PyAny>) -> PyResult<Bou
 /// driven as a nested `inlineCallbacks`?
 fn is_coroutine_or_generator(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
     let py = obj.py();
-    let t = obj.get_type();
-    if t.is(coroutine_type(py)?)
-        || t.is(GENERATOR_TYPE.import(py, "types", "GeneratorType")?)
-    {
+    if is_native_generator(obj)? {
         return Ok(true);
     }
     imports::support(py)?
         .getattr(intern!(py, "_isCoroutineOrGenerator"))?
         .call1((obj,))?
         .is_truthy()
+}
+
+/// Is `obj` exactly a coroutine or a generator (CPython's own types, not a class
+/// registered with `collections.abc`)?
+fn is_native_generator(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = obj.py();
+    let t = obj.get_type();
+    Ok(t.is(coroutine_type(py)?) || t.is(GENERATOR_TYPE.import(py, "types", "GeneratorType")?))
 }
 
 /// `types.CoroutineType`.
@@ -222,9 +227,7 @@ impl<'py> From<PyResult<Bound<'py, PyAny>>> for Sent<'py> {
 fn sends_directly(gen: &Bound<'_, PyAny>, context: &Bound<'_, PyAny>) -> PyResult<bool> {
     #[cfg(not(any(Py_LIMITED_API, PyPy, GraalPy)))]
     {
-        let py = gen.py();
-        let t = gen.get_type();
-        let native = t.is(coroutine_type(py)?) || t.is(GENERATOR_TYPE.import(py, "types", "GeneratorType")?);
+        let native = is_native_generator(gen)?;
         // The address of CPython's static type object (taken, not read).
         let context_type = &raw mut pyo3::ffi::PyContext_Type;
         Ok(native && std::ptr::eq(context.get_type().as_type_ptr(), context_type))
