@@ -11,7 +11,9 @@
 //! `d.callback(result)`, `d.errback()`, `d.errback(failure)`) and forward every
 //! other call, unchanged, to the method PyO3 made, so keywords, argument errors and
 //! their messages stay exactly as they were.  Name, `__doc__`, `__text_signature__`
-//! and `__qualname__` are those of the replaced method.
+//! and `__qualname__` are those of the replaced method.  The module function
+//! `succeed` is replaced the same way (`succeed(result)` handled, any other call
+//! forwarded).
 //!
 //! The public classes get their own copies of the compiled methods they inherit,
 //! these five included (`own_methods`): CPython's specialised call of a C method
@@ -148,8 +150,7 @@ mod native {
             kwnames: *mut ffi::PyObject,
         ) -> PyResult<*mut ffi::PyObject> {
             // SAFETY: `kwnames` is null or a valid tuple.
-            let keywords = !kwnames.is_null() && unsafe { ffi::PyTuple_GET_SIZE(kwnames) } != 0;
-            if nargs == 1 && !keywords {
+            if nargs == 1 && !unsafe { has_keywords(kwnames) } {
                 // SAFETY: `args[0]` is a valid borrowed reference for this call.
                 let result = unsafe { Bound::from_borrowed_ptr(py, *args) };
                 return crate::construct::new_public_fired(py, result).map(Bound::into_ptr);
@@ -292,12 +293,21 @@ mod native {
             unsafe { std::slice::from_raw_parts(args.cast::<Borrowed<'_, 'py, PyAny>>(), nargs) }
         };
         // SAFETY: `kwnames` is null or a valid tuple of the keyword names.
-        let keywords = !kwnames.is_null() && unsafe { ffi::PyTuple_GET_SIZE(kwnames) } != 0;
-        let handled = if keywords { None } else { body(&d, positional) };
+        let handled = if unsafe { has_keywords(kwnames) } { None } else { body(&d, positional) };
         match handled {
             Some(result) => result.map(Bound::into_ptr),
             None => forward(py, original, slf, args, nargs, kwnames),
         }
+    }
+
+    /// Did the call pass keyword arguments?
+    ///
+    /// # Safety
+    /// `kwnames` is the `kwnames` of a vectorcall: null or a valid tuple of strings.
+    #[inline(always)]
+    unsafe fn has_keywords(kwnames: *mut ffi::PyObject) -> bool {
+        // SAFETY: as this function's own contract.
+        !kwnames.is_null() && unsafe { ffi::PyTuple_GET_SIZE(kwnames) } != 0
     }
 
     /// Call `original(self, *args, **kwargs)` with the arguments as they came.
@@ -402,21 +412,15 @@ mod native {
     }
 }
 
-/// Replace the five methods of the compiled `Deferred` (called once, when the
-/// module is initialised, before any subclass exists).
-pub fn install(py: Python<'_>) -> PyResult<()> {
+/// Replace the five methods of the compiled `Deferred` and the function `succeed`
+/// of `module` (called once, when the module is initialised, before any subclass
+/// exists).
+pub fn install(module: &Bound<'_, pyo3::types::PyModule>) -> PyResult<()> {
     #[cfg(not(any(Py_LIMITED_API, PyPy, GraalPy)))]
-    native::install(py)?;
-    #[cfg(any(Py_LIMITED_API, PyPy, GraalPy))]
-    let _ = py;
-    Ok(())
-}
-
-/// Replace the module function `succeed` (called once, when the module is
-/// initialised; see `native::install_functions`).
-pub fn install_functions(module: &Bound<'_, pyo3::types::PyModule>) -> PyResult<()> {
-    #[cfg(not(any(Py_LIMITED_API, PyPy, GraalPy)))]
-    native::install_functions(module)?;
+    {
+        native::install(module.py())?;
+        native::install_functions(module)?;
+    }
     #[cfg(any(Py_LIMITED_API, PyPy, GraalPy))]
     let _ = module;
     Ok(())

@@ -142,8 +142,7 @@ mod _core {
         let py = m.py();
         m.add("_DEFERRED_SUBCLASSES", super::deferred::subclasses(py)?)?;
         super::await_iter::install_send_slot(py);
-        super::fast_methods::install(py)?;
-        super::fast_methods::install_functions(m)?;
+        super::fast_methods::install(m)?;
         m.add_function(pyo3::wrap_pyfunction!(super::_configure, m)?)?;
         m.add_function(pyo3::wrap_pyfunction!(super::_register_public, m)?)?;
         m.add_function(pyo3::wrap_pyfunction!(super::_own_methods, m)?)?;
