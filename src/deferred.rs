@@ -483,7 +483,7 @@ impl Deferred {
         let entry = match errback {
             None => {
                 let eb_extra = Call::new(py.None().into_bound(py), errbackArgs, errbackKeywords)?;
-                if eb_extra.args.is_none() && eb_extra.kwargs.is_none() {
+                if eb_extra.args().is_none() && eb_extra.kwargs().is_none() {
                     Entry::Callback(cb)
                 } else {
                     // Twisted's `_failthru` is still called with the extra arguments

@@ -507,6 +507,42 @@ def test_private_callbacks_list_shape(impl: Impl) -> None:
     assert len(d._callbacks) == 3
 
 
+def _tagged(ran: list[int], tag: int) -> Any:
+    def callback(result: object) -> object:
+        ran.append(tag)
+        return result
+
+    callback.tag = tag  # type: ignore[attr-defined]
+    return callback
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5])
+def test_private_callbacks_list_pop_at_each_index_keeps_the_rest_in_order(impl: Impl, count: int) -> None:
+    """
+    One or two callbacks are stored differently from three or more: removing any one
+    of them through ``_callbacks`` leaves the others, in order, and a callback added
+    afterwards runs last.
+    """
+    for index in range(-count, count):
+        ran: list[int] = []
+        d: Any = impl.Deferred()
+        for tag in range(count):
+            d.addCallback(_tagged(ran, tag))
+        assert [pair[0][0].tag for pair in d._callbacks] == list(range(count))
+        assert d._callbacks[index][0][0].tag == list(range(count))[index]
+        removed = d._callbacks.pop(index)
+        remaining = list(range(count))
+        expected_removed = remaining.pop(index)
+        assert removed[0][0].tag == expected_removed
+        assert len(d._callbacks) == count - 1
+        d.addCallback(_tagged(ran, 99))
+        assert [pair[0][0].tag for pair in d._callbacks] == [*remaining, 99]
+        d.callback("r")
+        assert ran == [*remaining, 99]
+        assert len(d._callbacks) == 0
+        assert result_of(d) == "r"
+
+
 # -- str / repr -------------------------------------------------------------------------
 
 
