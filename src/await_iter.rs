@@ -18,6 +18,7 @@ use pyo3::exceptions::{PyAssertionError, PyStopIteration};
 use pyo3::prelude::*;
 use pyo3::{intern, PyTraverseError, PyVisit};
 
+use crate::gil_lock::GilLock;
 use crate::deferred::Deferred;
 use crate::errors::InternalError;
 use crate::imports;
@@ -27,7 +28,7 @@ use crate::imports;
 pub struct DeferredIterator {
     /// The Deferred awaited; `None` once the iterator is finished (it returned the
     /// result, raised the failure, or was closed), as a finished generator is.
-    d: spin::Mutex<Option<Py<Deferred>>>,
+    d: GilLock<Option<Py<Deferred>>>,
 }
 
 /// A finished iterator kept for the next `await`, so that an `await` of a fired
@@ -36,7 +37,7 @@ pub struct DeferredIterator {
 /// holds an iterator in use nor keeps a Deferred alive.  (CPython GIL builds only:
 /// there a reference count of one means no other code can see the object.)
 #[cfg(not(any(Py_GIL_DISABLED, PyPy, GraalPy)))]
-static SPARE: spin::Mutex<Option<Py<DeferredIterator>>> = spin::Mutex::new(None);
+static SPARE: GilLock<Option<Py<DeferredIterator>>> = GilLock::new(None);
 
 /// `d.__await__()` / `iter(d)`: an iterator over `d`, the spare one if nothing else
 /// holds it.
@@ -98,7 +99,7 @@ enum Step {
 
 impl DeferredIterator {
     pub fn new(d: Py<Deferred>) -> Self {
-        DeferredIterator { d: spin::Mutex::new(Some(d)) }
+        DeferredIterator { d: GilLock::new(Some(d)) }
     }
 
     fn step(slf: &Bound<'_, Self>) -> PyResult<Step> {

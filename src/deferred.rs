@@ -114,11 +114,12 @@ pub struct Deferred {
 }
 
 /// The lock around a Deferred's state.  Only ever taken with `try_lock` (it never
-/// spins): on a GIL build it is never contended, because no Python code runs while it
-/// is held; if it ever were, the caller gets a `RuntimeError` instead of a deadlock.
-/// Unlocking is a plain release store, cheaper than `std::sync::Mutex`'s.
-type Mutex<T> = spin::Mutex<T>;
-pub type StateGuard<'a> = spin::MutexGuard<'a, State>;
+/// waits): it is never contended, because no Python code runs while it is held; if
+/// it ever were, the caller gets a `RuntimeError` instead of a deadlock.  On a build
+/// with a GIL, taking and releasing it are a plain read and two plain writes (see
+/// `gil_lock`).
+type Mutex<T> = crate::gil_lock::GilLock<T>;
+pub type StateGuard<'a> = crate::gil_lock::GilGuard<'a, State>;
 
 impl Deferred {
     /// The Rust side of a new Deferred, holding `state`.

@@ -13,6 +13,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyList, PyTuple, PyType};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
+use crate::gil_lock::{GilGuard, GilLock};
 use crate::callbacks::{Entry, Native};
 use crate::deferred::{self, Deferred};
 use crate::errors::InternalError;
@@ -36,11 +37,11 @@ struct Flags {
 pub struct Collector {
     /// The `resultList` of the `DeferredList`.
     results: Py<PyList>,
-    flags: spin::Mutex<Flags>,
+    flags: GilLock<Flags>,
 }
 
 impl Collector {
-    fn lock(&self) -> Result<spin::MutexGuard<'_, Flags>, InternalError> {
+    fn lock(&self) -> Result<GilGuard<'_, Flags>, InternalError> {
         self.flags.try_lock().ok_or(InternalError::Busy)
     }
 }
@@ -209,7 +210,7 @@ pub fn collect<'py>(
         py,
         Collector {
             results: results.unbind(),
-            flags: spin::Mutex::new(Flags {
+            flags: GilLock::new(Flags {
                 list: Some(list.clone().unbind()),
                 fire_on_one_callback,
                 fire_on_one_errback,

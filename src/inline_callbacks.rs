@@ -22,6 +22,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 use pyo3::{intern, PyTraverseError, PyVisit};
 
+use crate::gil_lock::{GilGuard, GilLock};
 use crate::callbacks::{Entry, Native};
 use crate::deferred::{self, debug_enabled, Deferred};
 use crate::errors::InternalError;
@@ -75,11 +76,11 @@ pub struct Driver {
     /// Whether `gen` is a coroutine (see `value_to_send`).
     #[cfg(all(Py_3_12, not(any(PyPy, GraalPy))))]
     coroutine: bool,
-    state: spin::Mutex<DriverState>,
+    state: GilLock<DriverState>,
 }
 
 impl Driver {
-    fn lock(&self) -> Result<spin::MutexGuard<'_, DriverState>, InternalError> {
+    fn lock(&self) -> Result<GilGuard<'_, DriverState>, InternalError> {
         self.state.try_lock().ok_or(InternalError::Busy)
     }
 }
@@ -129,7 +130,7 @@ pub fn cancellable_inline_callbacks<'py>(gen: Bound<'py, PyAny>) -> PyResult<Bou
             context: direct.then(|| context.unbind()),
             #[cfg(all(Py_3_12, not(any(PyPy, GraalPy))))]
             coroutine,
-            state: spin::Mutex::new(DriverState {
+            state: GilLock::new(DriverState {
                 deferred: None,
                 waiting_on: None,
                 waiting: Waiting::Suspended,

@@ -19,6 +19,7 @@ mod deferred;
 mod deferred_list;
 mod errors;
 mod fast_methods;
+mod gil_lock;
 mod imports;
 mod inline_callbacks;
 mod lock;

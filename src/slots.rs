@@ -18,6 +18,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
+use crate::gil_lock::GilLock;
 use crate::deferred::{is_exact_public, start_run, Deferred};
 use crate::errors::InternalError;
 
@@ -52,7 +53,7 @@ pub const fn names<const N: usize>(attrs: [Attr; N]) -> [&'static str; N] {
 #[pyclass(module = "txdefer._core", name = "Slots", subclass, frozen)]
 #[derive(Default)]
 pub struct Slots {
-    values: spin::Mutex<[Option<Py<PyAny>>; COUNT]>,
+    values: GilLock<[Option<Py<PyAny>>; COUNT]>,
 }
 
 impl Slots {
