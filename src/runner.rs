@@ -49,26 +49,33 @@ struct Frame {
 /// The next entry to run, with the result to run it on; `None` once there is none.
 type Next = Option<(Entry, Py<PyAny>)>;
 
-/// Pop the next entry of `st`, flagging the Deferred as running a user callback if
-/// the entry calls one (cleared when its result is stored).  When there is none,
-/// `has_info` tells whether a `DebugInfo` exists.
-fn pop_next(py: Python<'_>, st: &mut State, has_info: &mut bool) -> Next {
+/// Pop the next entry of `st` into `next` (which must be `None`), flagging the
+/// Deferred as running a user callback if the entry calls one (cleared when its
+/// result is stored).  When there is none, `has_info` tells whether a `DebugInfo`
+/// exists.  Written in place: the caller reads the entry where it is.
+#[inline(always)]
+fn pop_next(py: Python<'_>, st: &mut State, has_info: &mut bool, next: &mut Next) {
     match st.callbacks.pop_front() {
         Some(entry) => {
             st.running = entry.calls_user_code();
             let result = st.result.as_ref().map_or_else(|| py.None(), |r| r.clone_ref(py));
-            Some((entry, result))
+            *next = Some((entry, result));
         }
         None => {
             *has_info = st.debug_info.is_some();
-            None
         }
     }
 }
 
-fn pop_next_locked(py: Python<'_>, d: &Bound<'_, Deferred>, has_info: &mut bool) -> PyResult<Next> {
-    let mut st = d.get().lock()?;
-    Ok(pop_next(py, &mut st, has_info))
+/// `pop_next`, taking the lock; what `next` held before is dropped.
+fn pop_next_locked(py: Python<'_>, d: &Bound<'_, Deferred>, has_info: &mut bool, next: &mut Next) -> PyResult<()> {
+    let done = next.take();
+    {
+        let mut st = d.get().lock()?;
+        pop_next(py, &mut st, has_info, next);
+    }
+    drop(done);
+    Ok(())
 }
 
 /// Run the callbacks of `start` (Twisted's `Deferred._runCallbacks`).
@@ -79,13 +86,10 @@ fn pop_next_locked(py: Python<'_>, d: &Bound<'_, Deferred>, has_info: &mut bool)
 /// `chainDeferred` target).
 pub fn run_callbacks(start: &Bound<'_, Deferred>) -> PyResult<()> {
     let py = start.py();
-    let mut has_info = false;
-    let Begin::Run(next) = begin_frame(py, start, true, false, &mut has_info)? else {
-        // Running its callbacks already, or paused: nothing to do now.
-        return Ok(());
-    };
-    match run_entries(py, start, start, next, has_info) {
+    match run_frame(py, start, start, true, false) {
         Ok(Ran::Finished { has_info, result_kind }) => finish_frame(py, start, has_info, result_kind),
+        // Running its callbacks already, or paused: nothing to do now.
+        Ok(Ran::Running | Ran::Paused) => Ok(()),
         Ok(Ran::Push(frame)) => {
             let mut stack: SmallVec<[Frame; 4]> = SmallVec::new();
             stack.push(Frame {
@@ -142,6 +146,11 @@ enum Ran {
     /// Another Deferred's chain must run before this frame carries on: this frame
     /// stays on the stack, under the new one.
     Push(Frame),
+    /// The bottom Deferred is running its callbacks already: don't recursively run
+    /// them.
+    Running,
+    /// The Deferred is paused: it isn't going to produce a result now.
+    Paused,
 }
 
 fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[Frame; 4]>) -> PyResult<()> {
@@ -150,17 +159,12 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
         let resumed = std::mem::replace(&mut top.resume, false);
         // The Root frame only ever sits at the bottom of the stack.
         let is_root = top.kind == Kind::Root;
-        let mut has_info = false;
-        let next = match begin_frame(py, &current, is_root, resumed, &mut has_info)? {
-            Begin::Run(next) => next,
-            Begin::Running => return Ok(()),
-            Begin::Paused => {
+        match run_frame(py, start, &current, is_root, resumed)? {
+            Ran::Running => return Ok(()),
+            Ran::Paused => {
                 // Everything up to the nearest nested call waits with it.
                 unwind_to_call(py, stack)?;
-                continue;
             }
-        };
-        match run_entries(py, start, &current, next, has_info)? {
             Ran::Push(frame) => stack.push(frame),
             Ran::Finished { has_info, result_kind } => {
                 finish_frame(py, &current, has_info, result_kind)?;
@@ -175,49 +179,6 @@ fn run_stack(py: Python<'_>, start: &Bound<'_, Deferred>, stack: &mut SmallVec<[
         }
     }
     Ok(())
-}
-
-/// How a frame starts.
-enum Begin {
-    /// Run the callbacks, starting with this one (already popped).
-    Run(Next),
-    /// The bottom Deferred is running its callbacks already: don't recursively run
-    /// them.
-    Running,
-    /// The Deferred is paused: it isn't going to produce a result now.
-    Paused,
-}
-
-/// The start of `current`'s frame in Twisted's loop: the checks, `_chainedTo =
-/// None`, the first callback popped.  `check_running` for the bottom frame;
-/// `resumed` for a frame going on after a nested call returned (no checks, and
-/// `_chainedTo` left as it is: Twisted is still inside its inner loop).  When there
-/// is no callback to run, `has_info` tells whether a `DebugInfo` exists.
-#[inline(always)]
-fn begin_frame(
-    py: Python<'_>,
-    current: &Bound<'_, Deferred>,
-    check_running: bool,
-    resumed: bool,
-    has_info: &mut bool,
-) -> PyResult<Begin> {
-    let (next, old_chained) = {
-        let mut st = current.get().lock()?;
-        if check_running && !resumed && st.running {
-            return Ok(Begin::Running);
-        }
-        let old_chained = if resumed {
-            None
-        } else {
-            if st.paused != 0 {
-                return Ok(Begin::Paused);
-            }
-            st.chained_to.take()
-        };
-        (pop_next(py, &mut st, has_info), old_chained)
-    };
-    drop(old_chained);
-    Ok(Begin::Run(next))
 }
 
 /// Twisted's end of a frame: as much of the chain as can run now has run.  Keep the
@@ -237,23 +198,50 @@ fn finish_frame(
     Ok(())
 }
 
-/// Run `current`'s callbacks, starting with `next` (already popped), in Twisted's
-/// inner loop: until none is left, `current` waits on another Deferred, or another
-/// Deferred's chain must run first.
-fn run_entries(
+/// One frame of Twisted's loop for `current`: the checks at its start, then its
+/// callbacks, in Twisted's inner loop, until none is left, `current` waits on another
+/// Deferred, or another Deferred's chain must run first.  `check_running` for the
+/// bottom frame; `resumed` for a frame going on after a nested call returned (no
+/// checks, and `_chainedTo` left as it is: Twisted is still inside its inner loop).
+///
+/// The entry to run next is a local of this one function from the moment it is
+/// popped: handed between functions, the 32-byte value was copied through the stack
+/// several times per callback, each copy waiting for the one before.
+fn run_frame(
     py: Python<'_>,
     start: &Bound<'_, Deferred>,
     current: &Bound<'_, Deferred>,
-    mut next: Next,
-    mut has_info: bool,
+    check_running: bool,
+    resumed: bool,
 ) -> PyResult<Ran> {
+    let mut has_info = false;
+    let mut next: Next = None;
+    let old_chained = {
+        let mut st = current.get().lock()?;
+        if check_running && !resumed && st.running {
+            return Ok(Ran::Running);
+        }
+        let old_chained = if resumed {
+            None
+        } else {
+            if st.paused != 0 {
+                return Ok(Ran::Paused);
+            }
+            st.chained_to.take()
+        };
+        pop_next(py, &mut st, &mut has_info, &mut next);
+        old_chained
+    };
+    drop(old_chained);
     // What the current result is, when already known.
     let mut result_kind: Option<ResultKind> = None;
     loop {
-        let Some((entry, result)) = next.take() else {
+        // Used where it is, not moved out: copying the entry just written by
+        // `pop_next` stalls on the stores that wrote it.
+        let Some((entry, result)) = &next else {
             return Ok(Ran::Finished { has_info, result_kind });
         };
-        let result = result.into_bound(py);
+        let result = result.bind(py).clone();
         let kind = match result_kind.take() {
             Some(known) => known,
             None => imports::classify(&result)?,
@@ -293,25 +281,29 @@ fn run_entries(
                     }
                 };
                 let new_is_deferred = new_kind.is_deferred();
-                let old = {
+                let (old, done);
+                {
                     let mut st = current.get().lock()?;
                     st.running = false;
-                    let old = st.result.replace(new_result.clone().unbind());
+                    old = st.result.replace(new_result.clone().unbind());
+                    done = next.take();
                     if !new_is_deferred {
-                        next = pop_next(py, &mut st, &mut has_info);
+                        pop_next(py, &mut st, &mut has_info, &mut next);
                     }
-                    old
-                };
+                }
                 if let Some(old) = old {
                     old.drop_ref(py);
                 }
-                entry.release(py);
+                if let Some((entry, result)) = done {
+                    entry.release(py);
+                    result.drop_ref(py);
+                }
                 if new_is_deferred {
                     if chain_on(py, current, &new_result)? {
                         let has_info = current.get().lock()?.debug_info.is_some();
                         return Ok(Ran::Finished { has_info, result_kind: None });
                     }
-                    next = pop_next_locked(py, current, &mut has_info)?;
+                    pop_next_locked(py, current, &mut has_info, &mut next)?;
                 } else {
                     result_kind = Some(new_kind);
                 }
@@ -332,7 +324,7 @@ fn run_entries(
                 let value = take_result(py, current)?;
                 waiting.setattr(intern!(py, "result"), value)?;
                 waiting.call_method0(intern!(py, "unpause"))?;
-                next = pop_next_locked(py, current, &mut has_info)?;
+                pop_next_locked(py, current, &mut has_info, &mut next)?;
             }
             Step::Chain(target) => {
                 let target = target.bind(py).clone();
@@ -343,7 +335,7 @@ fn run_entries(
                         resume: false,
                     }));
                 }
-                next = pop_next_locked(py, current, &mut has_info)?;
+                pop_next_locked(py, current, &mut has_info, &mut next)?;
             }
         }
     }
