@@ -17,9 +17,6 @@ use pyo3::types::PyType;
 use crate::deferred::{public_type, Deferred, State};
 
 /// A new, unfired `txdefer.Deferred` with `canceller` (`None` for none).
-// The state is filled in field by field: on CPython 3.13 `State` has its own `Drop`
-// (teardown.rs), which rules out `State { ..State::default() }`.
-#[allow(clippy::field_reassign_with_default)]
 pub fn new_public<'py>(
     py: Python<'py>,
     canceller: Option<&Bound<'py, PyAny>>,
@@ -27,8 +24,7 @@ pub fn new_public<'py>(
     let canceller = canceller.filter(|c| !c.is_none());
     let cls = public_type(py)?;
     if new_alone(py, cls) {
-        let mut state = State::default();
-        state.canceller = canceller.map(|c| c.clone().unbind());
+        let state = State::new(None, canceller.map(|c| c.clone().unbind()));
         return create(py, cls, state);
     }
     let args = match canceller {
@@ -41,14 +37,10 @@ pub fn new_public<'py>(
 
 /// A new `txdefer.Deferred` that has already been given `result` (`succeed(result)`):
 /// made with its result in place when `new_public` would make it alone.
-#[allow(clippy::field_reassign_with_default)] // As in `new_public`.
 pub fn new_public_fired<'py>(py: Python<'py>, result: Bound<'py, PyAny>) -> PyResult<Bound<'py, Deferred>> {
     let cls = public_type(py)?;
     if new_alone(py, cls) {
-        let mut state = State::default();
-        state.called = true;
-        state.result = Some(result.unbind());
-        return create(py, cls, state);
+        return create(py, cls, State::new(Some(result.unbind()), None));
     }
     let d = new_public(py, None)?;
     let old = {

@@ -141,25 +141,33 @@ pub fn class_switch(obj: &Bound<'_, PyAny>) -> Option<bool> {
 /// instance's `debug` is the switch.
 #[inline]
 pub fn public_switch(cls: &Bound<'_, PyType>) -> Option<bool> {
-    let py = cls.py();
-    let registered = REGISTERED.get(py)?;
     // CPython gives a class a new version tag whenever its namespace (or a base
     // class's) changes: while the tag is the one seen with the descriptor in place,
     // the descriptor is still there, and the dict lookup is skipped.
     let tag = version_tag(cls);
     if tag == 0 || tag != VERIFIED_TAG.load(Ordering::Relaxed) {
-        let found = registered.class_dict.bind(py).get_item(intern!(py, "debug")).ok()??;
-        if !found.is(&registered.descriptor) {
-            return None;
-        }
-        // A program that only makes Deferreds (`succeed()`, `await`) never looks an
-        // attribute up on the class: give it a tag here, by a lookup of `debug`,
-        // just seen to be the registered descriptor, whose `__get__` only reads the
-        // switch.
-        let tag = if tag == 0 { assign_version_tag(cls, "debug") } else { tag };
-        VERIFIED_TAG.store(tag, Ordering::Relaxed);
+        verify_descriptor(cls, tag)?;
     }
     Some(DEBUG.load(Ordering::Relaxed))
+}
+
+/// Is the registered descriptor still `cls.debug`?  If so, remember `cls`'s version
+/// tag (given one if it has none) as seen with it in place.
+#[cold]
+#[inline(never)]
+fn verify_descriptor(cls: &Bound<'_, PyType>, tag: u32) -> Option<()> {
+    let py = cls.py();
+    let registered = REGISTERED.get(py)?;
+    let found = registered.class_dict.bind(py).get_item(intern!(py, "debug")).ok()??;
+    if !found.is(&registered.descriptor) {
+        return None;
+    }
+    // A program that only makes Deferreds (`succeed()`, `await`) never looks an
+    // attribute up on the class: give it a tag here, by a lookup of `debug`, just
+    // seen to be the registered descriptor, whose `__get__` only reads the switch.
+    let tag = if tag == 0 { assign_version_tag(cls, "debug") } else { tag };
+    VERIFIED_TAG.store(tag, Ordering::Relaxed);
+    Some(())
 }
 
 /// Give `cls` a version tag if it has none, by looking `name` up on it, and return

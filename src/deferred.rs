@@ -92,6 +92,28 @@ pub struct State {
     pub callbacks: CallbackQueue,
 }
 
+impl State {
+    /// A new Deferred's state: fired with `result` if there is one (`succeed`), with
+    /// `canceller` if there is one.  Written out field by field in one literal, so
+    /// that the value is built where it goes (filling in `State::default()`
+    /// afterwards left the copy into the new object waiting on narrow stores).
+    #[inline(always)]
+    pub fn new(result: Option<Py<PyAny>>, canceller: Option<Py<PyAny>>) -> Self {
+        State {
+            called: result.is_some(),
+            result,
+            paused: 0,
+            running: false,
+            suppress_already_called: false,
+            debug_override: false,
+            canceller,
+            chained_to: None,
+            debug_info: None,
+            callbacks: CallbackQueue::default(),
+        }
+    }
+}
+
 /// This is a callback which will be put off until later.
 ///
 /// A drop-in replacement for `twisted.internet.defer.Deferred`, implemented in Rust.
