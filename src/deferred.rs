@@ -930,16 +930,15 @@ impl Deferred {
     }
 
     fn __clear__(&self) {
-        let taken = match self.state.try_lock() {
-            Some(mut st) => Some((
+        let taken = self.state.try_lock().map(|mut st| {
+            (
                 st.result.take(),
                 st.canceller.take(),
                 st.chained_to.take(),
                 st.debug_info.take(),
                 st.callbacks.take(),
-            )),
-            None => None,
-        };
+            )
+        });
         drop(taken);
     }
 }
