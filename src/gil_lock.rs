@@ -35,7 +35,9 @@ mod with_gil {
     /// only from an attached thread, and nothing here releases the GIL
     /// (`Python::detach` is not used).  Python objects, and so the state they hold,
     /// are freed only by an attached thread too: a `Py` dropped elsewhere is queued
-    /// by PyO3 until a thread holds the GIL.
+    /// by PyO3 until a thread holds the GIL.  And there is one GIL for all of them:
+    /// PyO3 refuses to initialise the module in a second interpreter (which could
+    /// have a GIL of its own from CPython 3.12 on).
     pub struct GilLock<T> {
         held: AtomicBool,
         value: UnsafeCell<T>,
