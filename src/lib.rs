@@ -107,6 +107,34 @@ fn _configure(
     Ok(())
 }
 
+/// Refuse to initialise the module anywhere but in the main interpreter.
+///
+/// The module keeps Python objects in process-wide statics (classes, imported
+/// functions, the spare await iterator), which an interpreter's objects must not
+/// outlive, and its state locks rely on there being one GIL (`gil_lock`).  CPython
+/// 3.12 and later already refuse it in an interpreter with a GIL of its own; a
+/// subinterpreter sharing the main GIL would otherwise initialise it, and the
+/// interpreter's teardown would leave the statics dangling.
+#[cfg(not(any(PyPy, GraalPy)))]
+fn main_interpreter_only(py: Python<'_>) -> PyResult<()> {
+    // SAFETY: both functions require an attached thread, which `py` proves; they read
+    // the current interpreter's state and return its ID (0 for the main interpreter,
+    // -1 with an exception set on error).
+    let id = unsafe { pyo3::ffi::PyInterpreterState_GetID(pyo3::ffi::PyInterpreterState_Get()) };
+    match id {
+        0 => Ok(()),
+        -1 => Err(PyErr::fetch(py)),
+        _ => Err(pyo3::exceptions::PyImportError::new_err(
+            "txdefer can only be imported in the main interpreter, not in a subinterpreter",
+        )),
+    }
+}
+
+#[cfg(any(PyPy, GraalPy))]
+fn main_interpreter_only(_py: Python<'_>) -> PyResult<()> {
+    Ok(())
+}
+
 #[pymodule]
 mod _core {
     #[pymodule_export]
@@ -141,6 +169,7 @@ mod _core {
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         let py = m.py();
+        super::main_interpreter_only(py)?;
         m.add("_DEFERRED_SUBCLASSES", super::deferred::subclasses(py)?)?;
         super::await_iter::install_send_slot(py);
         super::fast_methods::install(m)?;
