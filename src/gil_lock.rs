@@ -36,8 +36,9 @@ mod with_gil {
     /// (`Python::detach` is not used).  Python objects, and so the state they hold,
     /// are freed only by an attached thread too: a `Py` dropped elsewhere is queued
     /// by PyO3 until a thread holds the GIL.  And there is one GIL for all of them:
-    /// PyO3 refuses to initialise the module in a second interpreter (which could
-    /// have a GIL of its own from CPython 3.12 on).
+    /// the module refuses to initialise outside the main interpreter
+    /// (`main_interpreter_only` in lib.rs), so no interpreter with a GIL of its own
+    /// (CPython 3.12 and later) ever runs this code.
     pub struct GilLock<T> {
         held: AtomicBool,
         value: UnsafeCell<T>,
