@@ -65,18 +65,44 @@ struct DriverState {
 #[pyclass(module = "txdefer._core", name = "_InlineCallbacks", frozen)]
 pub struct Driver {
     gen: Py<PyAny>,
-    /// `gen.send`, looked up once.
-    send: Py<PyAny>,
-    /// `run` of the `contextvars.Context` every step runs in, looked up once.
-    run: Py<PyAny>,
-    /// The context every step runs in, when `gen` is exactly a generator or a
-    /// coroutine and the context exactly a `contextvars.Context`: each step is then
-    /// sent directly (see `send`).  `None` otherwise: `run(send, value)`.
-    context: Option<Py<PyAny>>,
+    /// How each step reaches `gen` in its `contextvars.Context`.
+    stepper: Stepper,
     /// Whether `gen` is a coroutine (see `value_to_send`).
     #[cfg(all(Py_3_12, not(any(PyPy, GraalPy))))]
     coroutine: bool,
     state: GilLock<DriverState>,
+}
+
+/// How a driver steps its generator in the copied `contextvars.Context` (Twisted:
+/// `context.run(gen.send, value)`).
+enum Stepper {
+    /// `gen` is exactly a generator or a coroutine and the context exactly a
+    /// `contextvars.Context`: each step is sent directly inside the context (see
+    /// `send`), and no bound method is made for it.
+    Direct { context: Py<PyAny> },
+    /// Anything else: `run(send, value)`, with the context's `run` and `gen.send`
+    /// looked up once.
+    ViaRun { run: Py<PyAny>, send: Py<PyAny> },
+}
+
+impl Stepper {
+    /// The context's `run`, to throw a failure into the generator through it.
+    fn run<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match self {
+            Stepper::Direct { context } => context.bind(py).getattr(intern!(py, "run")),
+            Stepper::ViaRun { run, .. } => Ok(run.bind(py).clone()),
+        }
+    }
+
+    fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        match self {
+            Stepper::Direct { context } => visit.call(context),
+            Stepper::ViaRun { run, send } => {
+                visit.call(run)?;
+                visit.call(send)
+            }
+        }
+    }
 }
 
 impl Driver {
@@ -116,18 +142,21 @@ impl DriverResume {
 pub fn cancellable_inline_callbacks<'py>(gen: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = gen.py();
     let context = COPY_CONTEXT.import(py, "contextvars", "copy_context")?.call0()?;
-    let run = context.getattr(intern!(py, "run"))?;
-    let send = gen.getattr(intern!(py, "send"))?;
     #[cfg(all(Py_3_12, not(any(PyPy, GraalPy))))]
     let coroutine = gen.get_type().is(coroutine_type(py)?);
-    let direct = sends_directly(&gen, &context)?;
+    let stepper = if sends_directly(&gen, &context)? {
+        Stepper::Direct { context: context.unbind() }
+    } else {
+        Stepper::ViaRun {
+            run: context.getattr(intern!(py, "run"))?.unbind(),
+            send: gen.getattr(intern!(py, "send"))?.unbind(),
+        }
+    };
     let driver = Bound::new(
         py,
         Driver {
             gen: gen.unbind(),
-            send: send.unbind(),
-            run: run.unbind(),
-            context: direct.then(|| context.unbind()),
+            stepper,
             #[cfg(all(Py_3_12, not(any(PyPy, GraalPy))))]
             coroutine,
             state: GilLock::new(DriverState {
@@ -174,14 +203,13 @@ pub fn coroutine_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 fn drive<'py>(driver: &Bound<'py, Driver>, mut result: Bound<'py, PyAny>) -> PyResult<()> {
     let py = driver.py();
     let me = driver.get();
-    let run = me.run.bind(py);
     loop {
         let is_failure = imports::classify(&result)? == ResultKind::Failure;
         let sent = if is_failure {
             let throw = result.getattr(intern!(py, "throwExceptionIntoGenerator"))?;
-            Sent::from(run.call1((throw, me.gen.bind(py))))
+            Sent::from(me.stepper.run(py).and_then(|run| run.call1((throw, me.gen.bind(py)))))
         } else {
-            send(me, run, value_to_send(me, result)?)
+            send(me, py, value_to_send(me, result)?)
         };
         let yielded = match sent {
             Sent::Yielded(value) => value,
@@ -241,10 +269,19 @@ fn sends_directly(gen: &Bound<'_, PyAny>, context: &Bound<'_, PyAny>) -> PyResul
 }
 
 /// Twisted's `context.run(gen.send, value)`.
-fn send<'py>(me: &Driver, run: &Bound<'py, PyAny>, value: Bound<'py, PyAny>) -> Sent<'py> {
-    let py = run.py();
+fn send<'py>(me: &Driver, py: Python<'py>, value: Bound<'py, PyAny>) -> Sent<'py> {
+    let (run, send) = match &me.stepper {
+        Stepper::ViaRun { run, send } => (run, send),
+        Stepper::Direct { context } => return send_directly(me, context.bind(py), value),
+    };
+    Sent::from(run.bind(py).call1((send.bind(py), value)))
+}
+
+/// `send` for `Stepper::Direct`: what `Context.run(gen.send, value)` does, in C.
+fn send_directly<'py>(me: &Driver, context: &Bound<'py, PyAny>, value: Bound<'py, PyAny>) -> Sent<'py> {
+    let py = context.py();
     #[cfg(not(any(Py_LIMITED_API, PyPy, GraalPy)))]
-    if let Some(context) = &me.context {
+    {
         use pyo3::ffi;
         // What `Context.run` does in C: enter the context, call, exit the context
         // (an error exiting wins over the call's outcome).
@@ -275,7 +312,16 @@ fn send<'py>(me: &Driver, run: &Bound<'py, PyAny>, value: Bound<'py, PyAny>) -> 
             (_, Ok(value)) => Sent::Yielded(value),
         };
     }
-    Sent::from(run.call1((me.send.bind(py), value)))
+    // Not made where the direct send is not compiled (see `sends_directly`); if it
+    // were, this is what the direct send does.
+    #[cfg(any(Py_LIMITED_API, PyPy, GraalPy))]
+    {
+        let step = || -> PyResult<Bound<'py, PyAny>> {
+            let send = me.gen.bind(py).getattr(intern!(py, "send"))?;
+            context.getattr(intern!(py, "run"))?.call1((send, value))
+        };
+        Sent::from(step())
+    }
 }
 
 /// What `drive` sends into the generator to hand it `result`: `result` itself, as
@@ -460,9 +506,7 @@ impl Driver {
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.gen)?;
-        visit.call(&self.send)?;
-        visit.call(&self.run)?;
-        visit.call(&self.context)?;
+        self.stepper.traverse(&visit)?;
         if let Some(st) = self.state.try_lock() {
             visit.call(&st.deferred)?;
             visit.call(&st.waiting_on)?;

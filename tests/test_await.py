@@ -490,6 +490,25 @@ def test_each_step_runs_in_the_context_copied_at_the_start(impl: Impl) -> None:
     assert seen == ["before", "inside", "inside", "inside"]
 
 
+def test_a_failure_is_thrown_into_the_coroutine_inside_its_context(impl: Impl) -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    waiting: Any = impl.Deferred()
+
+    async def main() -> tuple[str, str]:
+        var.set("inside")
+        try:
+            await waiting
+        except ValueError as e:
+            return str(e), var.get()
+        return "not raised", var.get()
+
+    d: Any = impl.ensureDeferred(main())
+    var.set("outside")
+    waiting.errback(ValueError("thrown"))
+    assert fired_with(d) == ("thrown", "inside")
+    assert var.get() == "outside"
+
+
 @pytest.mark.parametrize(
     "value", [None, 0, "x", (1, 2), StopIteration("stop"), Failure(ValueError("as a value"))]
 )
