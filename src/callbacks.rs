@@ -2,10 +2,10 @@
 //! chaining store, and the queue that holds it.
 //!
 //! Twisted stores every entry as `((callback, args, kwargs), (errback, args, kwargs))`,
-//! two tuples and a dict per callback.  Here an entry is one small enum; the pass-through
-//! half of `addCallback`/`addErrback` is implicit, empty `args`/`kwargs` are not stored,
-//! and the first entry of a queue is kept inline (no allocation for the common
-//! one-callback Deferred).
+//! two tuples and a dict per callback.  Here an entry is one small enum (three words);
+//! the pass-through half of `addCallback`/`addErrback` is implicit, empty
+//! `args`/`kwargs` are not stored, and the first two entries of a queue are kept
+//! inline (no allocation for a Deferred with one or two callbacks).
 
 use std::collections::VecDeque;
 
