@@ -514,14 +514,11 @@ impl CallbackQueue {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
-        let (inline, rest) = match self {
-            CallbackQueue::Inline(inline) => (Some(inline), None),
-            CallbackQueue::Heap(rest) => (None, Some(rest)),
+        let (inline, rest): (&[Option<Entry>], _) = match self {
+            CallbackQueue::Inline(inline) => (inline, None),
+            CallbackQueue::Heap(rest) => (&[], Some(rest)),
         };
-        inline
-            .into_iter()
-            .flat_map(|i| i.iter().flatten())
-            .chain(rest.into_iter().flat_map(|r| r.iter()))
+        inline.iter().flatten().chain(rest.into_iter().flatten())
     }
 
     pub fn get(&self, index: usize) -> Option<&Entry> {
@@ -532,16 +529,12 @@ impl CallbackQueue {
     }
 
     pub fn remove(&mut self, index: usize) -> Option<Entry> {
+        if index == 0 {
+            return self.pop_front();
+        }
         match self {
-            CallbackQueue::Inline([first, second]) => match index {
-                0 => {
-                    let removed = first.take();
-                    *first = second.take();
-                    removed
-                }
-                1 => second.take(),
-                _ => None,
-            },
+            CallbackQueue::Inline([_, second]) if index == 1 => second.take(),
+            CallbackQueue::Inline(_) => None,
             CallbackQueue::Heap(rest) => rest.remove(index),
         }
     }

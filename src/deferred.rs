@@ -1,7 +1,7 @@
 //! `txdefer.Deferred`: Twisted's `Deferred`, with the state in Rust.
 //!
 //! Concurrency and re-entrancy: the class is `frozen` and keeps its state behind one
-//! `Mutex`.  The lock is only ever held for short, Python-free sections: no call into
+//! lock (`GilLock`).  The lock is only ever held for short, Python-free sections: no call into
 //! Python, no allocation of a Python object and no drop of one happens while it is
 //! held (objects taken out of the state are dropped after the guard).  User callbacks
 //! can therefore re-enter the same Deferred freely, and misuse from several threads
@@ -16,6 +16,7 @@ use pyo3::{intern, PyTraverseError, PyVisit};
 use crate::await_iter::DeferredIterator;
 use crate::callback_view::CallbackList;
 use crate::callbacks::{Call, CallbackQueue, Entry};
+use crate::gil_lock::{GilGuard, GilLock};
 use crate::errors::InternalError;
 use crate::imports::{self, AlreadyCalledError, CancelledError};
 use crate::runner;
@@ -94,9 +95,8 @@ pub struct State {
 
 impl State {
     /// A new Deferred's state: fired with `result` if there is one (`succeed`), with
-    /// `canceller` if there is one.  Written out field by field in one literal, so
-    /// that the value is built where it goes (filling in `State::default()`
-    /// afterwards left the copy into the new object waiting on narrow stores).
+    /// `canceller` if there is one.  One literal: on CPython 3.13 `State` has its own
+    /// `Drop` (teardown.rs), which rules out `State { ..State::default() }`.
     #[inline(always)]
     pub fn new(result: Option<Py<PyAny>>, canceller: Option<Py<PyAny>>) -> Self {
         State {
@@ -132,7 +132,7 @@ impl State {
 /// traverse uninitialised state.)
 #[pyclass(module = "txdefer._core", name = "DeferredBase", subclass, weakref, frozen, generic)]
 pub struct Deferred {
-    state: Mutex<State>,
+    state: GilLock<State>,
 }
 
 /// The lock around a Deferred's state.  Only ever taken with `try_lock` (it never
@@ -140,13 +140,12 @@ pub struct Deferred {
 /// it ever were, the caller gets a `RuntimeError` instead of a deadlock.  On a build
 /// with a GIL, taking and releasing it are a plain read and two plain writes (see
 /// `gil_lock`).
-type Mutex<T> = crate::gil_lock::GilLock<T>;
-pub type StateGuard<'a> = crate::gil_lock::GilGuard<'a, State>;
+pub type StateGuard<'a> = GilGuard<'a, State>;
 
 impl Deferred {
     /// The Rust side of a new Deferred, holding `state`.
     pub fn with_state(state: State) -> Self {
-        Deferred { state: Mutex::new(state) }
+        Deferred { state: GilLock::new(state) }
     }
 
     /// Lock the state.  Never held across a call into Python (see the module docs).
