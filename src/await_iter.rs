@@ -172,8 +172,7 @@ impl DeferredIterator {
                 // The `StopIteration(result)` instance made here and raised as it is:
                 // cheaper than a lazily built error, which would be set, fetched and
                 // normalised.
-                let stop = py.get_type::<PyStopIteration>().call1((result,))?;
-                Err(PyErr::from_value(stop))
+                Err(PyErr::from_value(stop_iteration(result.into_bound(py))?))
             }
         }
     }
@@ -309,7 +308,7 @@ unsafe extern "C" fn tp_iternext(iter: *mut pyo3::ffi::PyObject) -> *mut pyo3::f
         Ok(Ok(Step::Return(result))) => {
             let result = result.into_bound(py);
             if !result.is_none() {
-                match py.get_type::<PyStopIteration>().call1((result,)) {
+                match stop_iteration(result) {
                     // SAFETY: the thread is attached; `PyErr_SetRaisedException`
                     // takes the (owned) reference to an exception instance given to
                     // it, which `into_ptr` hands over.
@@ -331,4 +330,46 @@ unsafe extern "C" fn tp_iternext(iter: *mut pyo3::ffi::PyObject) -> *mut pyo3::f
             std::ptr::null_mut()
         }
     }
+}
+
+/// `StopIteration(result)`: an instance equal to the one calling the class makes
+/// (`args == (result,)`, `value is result`).
+///
+/// Made by the class's `tp_new` with the argument tuple, then `value` filled in,
+/// which is all that `StopIteration.__init__` adds: on CPython 3.12 and later every
+/// `await` of a Deferred that has its result makes one (their `await` reads the
+/// result from the exception), and calling the class costs a third of that await.
+#[cfg(not(any(Py_LIMITED_API, PyPy, GraalPy)))]
+fn stop_iteration(result: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyAny>> {
+    use pyo3::types::PyTuple;
+    let py = result.py();
+    let args = PyTuple::new(py, [&result])?;
+    let tp = py.get_type::<PyStopIteration>().as_type_ptr();
+    // SAFETY: `tp` is `PyExc_StopIteration`, a static type object, initialised since
+    // the interpreter started; its `tp_new` (inherited from `BaseException`) takes
+    // the type, an argument tuple (`args`, alive for the call) and null keywords, and
+    // returns a new reference or null with an exception set.  The thread is attached
+    // (`py`).
+    let exc = unsafe {
+        let new = (*tp).tp_new.ok_or_else(|| pyo3::exceptions::PySystemError::new_err("StopIteration has no tp_new"))?;
+        Bound::from_owned_ptr_or_err(py, new(tp, args.as_ptr(), std::ptr::null_mut()))?
+    };
+    // SAFETY: `exc` is an instance of exactly `StopIteration` (made by its `tp_new`
+    // from its own type), so it has the C layout `PyStopIterationObject`, which
+    // `pyo3::ffi` mirrors for this (non-limited CPython) build; it is new and not yet
+    // seen by any other code.  `value` is null after `tp_new` (the object is
+    // zero-filled, and only `__init__` sets it); whatever it holds is released as
+    // `Py_XSETREF` would, after the new (owned) reference is stored.
+    let previous = unsafe {
+        let stop = exc.as_ptr().cast::<pyo3::ffi::PyStopIterationObject>();
+        std::mem::replace(&mut (*stop).value, result.into_ptr())
+    };
+    // SAFETY: `previous` is null or an owned reference the exception held.
+    drop(unsafe { Bound::from_owned_ptr_or_opt(py, previous) });
+    Ok(exc)
+}
+
+#[cfg(any(Py_LIMITED_API, PyPy, GraalPy))]
+fn stop_iteration(result: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyAny>> {
+    result.py().get_type::<PyStopIteration>().call1((result,))
 }
