@@ -11,6 +11,8 @@
 //! result, already in place.  Otherwise the call goes to `type.__call__`, as without this module, so
 //! a replaced `__init__` runs and debug mode records the creator stack.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 
@@ -57,7 +59,26 @@ pub fn new_public_fired<'py>(py: Python<'py>, result: Bound<'py, PyAny>) -> PyRe
 /// `__new__` and `__init__`; false when the class must be called in full.
 #[inline]
 fn new_alone(py: Python<'_>, cls: &Bound<'_, PyType>) -> bool {
-    crate::debug_flag::public_switch(cls) == Some(false) && has_compiled_new(py, cls)
+    if crate::debug_flag::public_switch(cls) != Some(false) {
+        return false;
+    }
+    // Assigning `__new__` or `__init__` to the class (or to a class in its MRO)
+    // gives it a new version tag: while the tag is the one seen with both slots
+    // compiled, they still are.
+    let tag = crate::debug_flag::version_tag(cls);
+    (tag != 0 && tag == COMPILED_NEW_TAG.load(Ordering::Relaxed)) || verify_compiled_new(py, cls, tag)
+}
+
+/// The public class's version tag when `has_compiled_new` last held for it (0: not
+/// seen to hold).
+static COMPILED_NEW_TAG: AtomicU32 = AtomicU32::new(0);
+
+#[cold]
+#[inline(never)]
+fn verify_compiled_new(py: Python<'_>, cls: &Bound<'_, PyType>, tag: u32) -> bool {
+    let compiled = has_compiled_new(py, cls);
+    COMPILED_NEW_TAG.store(if compiled { tag } else { 0 }, Ordering::Relaxed);
+    compiled
 }
 
 /// `type.__call__(cls, *args, **kwargs)` (`args[0]` is `cls`): `__new__`, then

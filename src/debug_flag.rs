@@ -189,7 +189,7 @@ pub fn assign_version_tag(cls: &Bound<'_, PyType>, name: &str) -> u32 {
 /// when any of them changes (`PyType_Modified`, called by `type.__setattr__` and
 /// `type.__delattr__`, and by assigning `__bases__`) and hands out a fresh value on
 /// the next lookup.  PyO3 has no accessor for it.
-fn version_tag(cls: &Bound<'_, PyType>) -> u32 {
+pub fn version_tag(cls: &Bound<'_, PyType>) -> u32 {
     // SAFETY: `cls` is a live type object, borrowed for this call.
     unsafe { tag_of(cls.as_type_ptr()) }
 }
