@@ -281,6 +281,33 @@ def test_stepping_the_iterator_by_hand_stops_as_a_returning_generator_does(
         assert stop.value.args[0] is value
 
 
+@pytest.mark.parametrize("step", ["next", "__next__", "send"])
+@pytest.mark.parametrize("value", [None, 5, (1, 2)], ids=repr)
+def test_stepping_the_iterator_inside_an_except_block_chains_the_handled_exception(
+    impl: Impl, value: object, step: str
+) -> None:
+    """
+    The ``StopIteration`` raised inside an ``except`` block has the exception being
+    handled as its ``__context__``, as a generator's ``return`` there does.
+    """
+    handled = KeyError("handled")
+    it = impl.succeed(value).__await__()
+    try:
+        raise handled
+    except KeyError:
+        with pytest.raises(StopIteration) as stop:
+            if step == "next":
+                next(it)
+            elif step == "__next__":
+                it.__next__()
+            else:
+                it.send(None)
+    assert stop.value.value is value
+    assert stop.value.__context__ is handled
+    assert stop.value.__cause__ is None
+    assert not stop.value.__suppress_context__
+
+
 def test_await_fired_later(impl: Impl) -> None:
     waiting: Any = impl.Deferred()
     steps: list[object] = []
