@@ -366,44 +366,13 @@ fn stop_iteration(result: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyAny>> {
     };
     // SAFETY: `previous` is null or an owned reference the exception held.
     drop(unsafe { Bound::from_owned_ptr_or_opt(py, previous) });
-    set_implicit_context(&exc);
+    crate::errors::set_implicit_context(&exc);
     Ok(exc)
 }
 
 #[cfg(any(Py_LIMITED_API, PyPy, GraalPy))]
 fn stop_iteration(result: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyAny>> {
     let exc = result.py().get_type::<PyStopIteration>().call1((result,))?;
-    set_implicit_context(&exc);
+    crate::errors::set_implicit_context(&exc);
     Ok(exc)
-}
-
-/// Give `exc`, a new exception about to be raised, the exception being handled (if
-/// any) as its `__context__`, as raising it from Python, or a generator's `return`,
-/// does.  Raising an instance from Rust (`PyErr_Restore`, `PyErr_SetRaisedException`)
-/// sets none.  `exc` is new, so it cannot be in that exception's own chain of
-/// contexts: no cycle can form.
-fn set_implicit_context(exc: &Bound<'_, PyAny>) {
-    let py = exc.py();
-    #[cfg(Py_3_11)]
-    // SAFETY: the thread is attached (`py`); `PyErr_GetHandledException` returns a
-    // new reference or null.
-    let handled = unsafe { Bound::from_owned_ptr_or_opt(py, pyo3::ffi::PyErr_GetHandledException()) };
-    #[cfg(not(Py_3_11))]
-    let handled = {
-        let (mut kind, mut value, mut traceback) =
-            (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
-        // SAFETY: the thread is attached (`py`); `PyErr_GetExcInfo` writes three new
-        // references or nulls, each taken over here.
-        unsafe {
-            pyo3::ffi::PyErr_GetExcInfo(&mut kind, &mut value, &mut traceback);
-            drop(Bound::from_owned_ptr_or_opt(py, kind));
-            drop(Bound::from_owned_ptr_or_opt(py, traceback));
-            Bound::from_owned_ptr_or_opt(py, value)
-        }
-    };
-    if let Some(handled) = handled.filter(|handled| !handled.is_none()) {
-        // SAFETY: `exc` is an exception instance (a `StopIteration`), alive (borrowed);
-        // `PyException_SetContext` takes over the new reference `into_ptr` hands it.
-        unsafe { pyo3::ffi::PyException_SetContext(exc.as_ptr(), handled.into_ptr()) };
-    }
 }

@@ -5,6 +5,7 @@
 //! conditions that indicate misuse of the extension itself.
 
 use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
 use pyo3::PyErr;
 
 #[derive(Debug, thiserror::Error)]
@@ -59,4 +60,41 @@ pub fn nothing_to_delete(obj: &pyo3::Bound<'_, pyo3::PyAny>, name: &str) -> PyEr
         let _ = obj;
         pyo3::exceptions::PyAttributeError::new_err(name.to_owned())
     }
+}
+
+/// Give `exc`, a new exception about to be raised, the exception being handled (if
+/// any) as its `__context__`, as raising it from Python, or a generator's `return`,
+/// does.  Raising an instance from Rust (`PyErr_Restore`, `PyErr_SetRaisedException`)
+/// sets none.  `exc` is new, so it cannot be in that exception's own chain of
+/// contexts: no cycle can form.
+pub fn set_implicit_context(exc: &Bound<'_, PyAny>) {
+    let py = exc.py();
+    #[cfg(Py_3_11)]
+    // SAFETY: the thread is attached (`py`); `PyErr_GetHandledException` returns a
+    // new reference or null.
+    let handled = unsafe { Bound::from_owned_ptr_or_opt(py, pyo3::ffi::PyErr_GetHandledException()) };
+    #[cfg(not(Py_3_11))]
+    let handled = {
+        let (mut kind, mut value, mut traceback) =
+            (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: the thread is attached (`py`); `PyErr_GetExcInfo` writes three new
+        // references or nulls, each taken over here.
+        unsafe {
+            pyo3::ffi::PyErr_GetExcInfo(&mut kind, &mut value, &mut traceback);
+            drop(Bound::from_owned_ptr_or_opt(py, kind));
+            drop(Bound::from_owned_ptr_or_opt(py, traceback));
+            Bound::from_owned_ptr_or_opt(py, value)
+        }
+    };
+    if let Some(handled) = handled.filter(|handled| !handled.is_none()) {
+        set_context(exc, handled);
+    }
+}
+
+/// `exc.__context__ = context`, for exception instances `exc` and `context`.
+pub fn set_context(exc: &Bound<'_, PyAny>, context: Bound<'_, PyAny>) {
+    // SAFETY: `exc` is an exception instance, alive (borrowed), and `context` one too
+    // (both made or fetched as exceptions by the callers); `PyException_SetContext`
+    // takes over the new reference `into_ptr` hands it.  The thread is attached.
+    unsafe { pyo3::ffi::PyException_SetContext(exc.as_ptr(), context.into_ptr()) };
 }

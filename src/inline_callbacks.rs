@@ -533,14 +533,17 @@ pub fn from_coroutine<'py>(coro: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny
     if is_coroutine_or_generator(&coro)? {
         return cancellable_inline_callbacks(coro);
     }
-    let py = coro.py();
-    let message = format!("{} is not a coroutine", coro.repr()?);
-    Err(not_a_coroutine(py, message)?)
+    Err(PyErr::from_value(not_a_coroutine(&coro)?))
 }
 
-fn not_a_coroutine(py: Python<'_>, message: String) -> PyResult<PyErr> {
+/// `NotACoroutineError("<coro> is not a coroutine")`, with the exception being
+/// handled as its `__context__`, as `fromCoroutine` raises it.
+fn not_a_coroutine<'py>(coro: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = coro.py();
     let cls = NOT_A_COROUTINE.import(py, "twisted.internet.defer", "NotACoroutineError")?;
-    Ok(PyErr::from_value(cls.call1((message,))?))
+    let exc = cls.call1((format!("{} is not a coroutine", coro.repr()?),))?;
+    crate::errors::set_implicit_context(&exc);
+    Ok(exc)
 }
 
 static NOT_A_COROUTINE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -560,8 +563,12 @@ pub fn ensure_deferred<'py>(coro: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAn
     if is_coroutine_or_generator(&coro)? {
         return cancellable_inline_callbacks(coro);
     }
-    // It's not a coroutine.  Say that it's also not a Deferred.
+    // It's not a coroutine.  Say that it's also not a Deferred, raised (as Twisted
+    // does) while handling `fromCoroutine`'s error, which becomes its `__context__`.
     let py = coro.py();
-    let message = format!("{} is not a coroutine or a Deferred", coro.repr()?);
-    Err(not_a_coroutine(py, message)?)
+    let inner = not_a_coroutine(&coro)?;
+    let cls = NOT_A_COROUTINE.import(py, "twisted.internet.defer", "NotACoroutineError")?;
+    let exc = cls.call1((format!("{} is not a coroutine or a Deferred", coro.repr()?),))?;
+    crate::errors::set_context(&exc, inner);
+    Err(PyErr::from_value(exc))
 }

@@ -708,6 +708,36 @@ def test_not_a_coroutine(impl: Impl) -> None:
     ]
 
 
+@pytest.mark.parametrize("inside_except", [False, True])
+def test_not_a_coroutine_error_is_chained_as_twisted_chains_it(impl: Impl, inside_except: bool) -> None:
+    """
+    ``ensureDeferred`` raises its error while handling ``fromCoroutine``'s, which is
+    its ``__context__``; raised inside an ``except`` block, the first of the chain has
+    the exception being handled as its own.
+    """
+    handled = KeyError("handled")
+    errors: list[BaseException] = []
+    for call in (impl.ensureDeferred, impl.Deferred.fromCoroutine):
+        try:
+            if inside_except:
+                try:
+                    raise handled
+                except KeyError:
+                    call(5)
+            else:
+                call(5)
+        except impl.NotACoroutineError as error:
+            errors.append(error)
+    from_ensure, from_coroutine = errors
+    first = handled if inside_except else None
+    inner = from_ensure.__context__
+    assert isinstance(inner, impl.NotACoroutineError)
+    assert str(inner) == "5 is not a coroutine"
+    assert inner.__context__ is first
+    assert from_coroutine.__context__ is first
+    assert not from_ensure.__suppress_context__
+
+
 def test_cancel_of_a_deferred_fired_with_a_deferred_cancels_that_one(impl: Impl) -> None:
     d: Any = impl.Deferred()
     other: Any = impl.Deferred()
