@@ -256,6 +256,18 @@ def test_await_returns_the_result_object_itself(impl: Impl, value: object) -> No
     assert all(each is value for each in seen)
 
 
+def _step(it: Any, how: str) -> object:
+    """
+    One step of an await iterator, by ``next(it)``, ``it.__next__()`` or
+    ``it.send(None)``.
+    """
+    if how == "next":
+        return next(it)
+    if how == "__next__":
+        return it.__next__()
+    return it.send(None)
+
+
 @pytest.mark.parametrize("step", ["next", "__next__", "send"])
 @pytest.mark.parametrize("value", _AWKWARD_RESULTS, ids=repr)
 def test_stepping_the_iterator_by_hand_stops_as_a_returning_generator_does(
@@ -265,14 +277,8 @@ def test_stepping_the_iterator_by_hand_stops_as_a_returning_generator_does(
     The ``StopIteration`` is the one a generator's ``return value`` raises: it carries
     the result object as ``value`` and ``args[0]``, and is bare for ``None``.
     """
-    it = impl.succeed(value).__await__()
     with pytest.raises(StopIteration) as stop:
-        if step == "next":
-            next(it)
-        elif step == "__next__":
-            it.__next__()
-        else:
-            it.send(None)
+        _step(impl.succeed(value).__await__(), step)
     assert stop.value.value is value
     if value is None:
         assert stop.value.args == ()
@@ -296,12 +302,7 @@ def test_stepping_the_iterator_inside_an_except_block_chains_the_handled_excepti
         raise handled
     except KeyError:
         with pytest.raises(StopIteration) as stop:
-            if step == "next":
-                next(it)
-            elif step == "__next__":
-                it.__next__()
-            else:
-                it.send(None)
+            _step(it, step)
     assert stop.value.value is value
     assert stop.value.__context__ is handled
     assert stop.value.__cause__ is None
