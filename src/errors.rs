@@ -91,10 +91,15 @@ pub fn set_implicit_context(exc: &Bound<'_, PyAny>) {
     }
 }
 
-/// `exc.__context__ = context`, for exception instances `exc` and `context`.
+/// `exc.__context__ = context`, where both are exception instances (otherwise
+/// nothing is done: `exc` may come from a class a program replaced).
 pub fn set_context(exc: &Bound<'_, PyAny>, context: Bound<'_, PyAny>) {
-    // SAFETY: `exc` is an exception instance, alive (borrowed), and `context` one too
-    // (both made or fetched as exceptions by the callers); `PyException_SetContext`
-    // takes over the new reference `into_ptr` hands it.  The thread is attached.
+    use pyo3::exceptions::PyBaseException;
+    if !(exc.is_instance_of::<PyBaseException>() && context.is_instance_of::<PyBaseException>()) {
+        return;
+    }
+    // SAFETY: `exc` and `context` are exception instances (checked above), alive
+    // (borrowed, and owned); `PyException_SetContext` takes over the new reference
+    // `into_ptr` hands it.  The thread is attached (`exc` carries the `'py` token).
     unsafe { pyo3::ffi::PyException_SetContext(exc.as_ptr(), context.into_ptr()) };
 }
