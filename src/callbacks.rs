@@ -19,6 +19,19 @@ use crate::imports;
 use crate::deferred_list::{self, Collector};
 use crate::inline_callbacks::{self, Driver};
 
+/// The items of `t` as a slice: the tuple's own storage where PyO3 can lend it (not
+/// on the limited API or GraalPy, where they are copied out).
+#[cfg(not(any(Py_LIMITED_API, GraalPy)))]
+#[inline]
+pub fn tuple_items<'a, 'py>(t: &'a Bound<'py, PyTuple>) -> std::borrow::Cow<'a, [Bound<'py, PyAny>]> {
+    std::borrow::Cow::Borrowed(t.as_slice())
+}
+
+#[cfg(any(Py_LIMITED_API, GraalPy))]
+pub fn tuple_items<'a, 'py>(t: &'a Bound<'py, PyTuple>) -> std::borrow::Cow<'a, [Bound<'py, PyAny>]> {
+    std::borrow::Cow::Owned(t.iter().collect())
+}
+
 /// One callable with its extra arguments, as given to `addCallback(f, *args, **kwargs)`.
 ///
 /// Two words: the callable, and the rarely given separate arguments behind a box, so
@@ -96,7 +109,7 @@ impl Call {
     #[inline(always)]
     pub fn from_call_args(call_args: Bound<'_, PyTuple>, kwargs: Option<Bound<'_, PyAny>>) -> Self {
         let head = if call_args.len() == 1 {
-            let func = call_args.as_slice()[0].clone();
+            let func = tuple_items(&call_args)[0].clone();
             if func.is_exact_instance_of::<PyTuple>() {
                 call_args.into_any().unbind()
             } else {
@@ -117,7 +130,7 @@ impl Call {
     pub fn func<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
         let head = self.head.bind(py);
         match head.cast_exact::<PyTuple>() {
-            Ok(packed) => packed.as_slice()[0].clone(),
+            Ok(packed) => tuple_items(packed)[0].clone(),
             Err(_) => head.clone(),
         }
     }
@@ -171,7 +184,7 @@ impl Call {
             let packed = head.cast_exact::<PyTuple>().ok();
             return match (packed, kwargs) {
                 (None, None) => head.call1((result,)),
-                (Some(t), None) => match t.as_slice() {
+                (Some(t), None) => match &*tuple_items(t) {
                     [f, a] => f.call1((result, a)),
                     [f, a, b] => f.call1((result, a, b)),
                     [f, a, b, c] => f.call1((result, a, b, c)),
@@ -195,7 +208,7 @@ impl Call {
         let func = self.func(py);
         let mut all = vec![result];
         if let Some(extra) = self.all_args(py)? {
-            all.extend(extra.cast::<PyTuple>()?.as_slice().iter().cloned());
+            all.extend(tuple_items(extra.cast::<PyTuple>()?).iter().cloned());
         }
         func.call(PyTuple::new(py, all)?, kwargs)
     }
@@ -227,13 +240,13 @@ impl Call {
         match (args_tuple, kwargs_dict) {
             (None, None) => func.call1((result,)),
             (Some(a), None) if a.len() == 1 => {
-                let a = a.as_slice();
+                let a = tuple_items(a);
                 func.call1((result, &a[0]))
             }
             (a, k) => {
                 let mut all = vec![result];
                 if let Some(a) = a {
-                    all.extend(a.as_slice().iter().cloned());
+                    all.extend(tuple_items(a).iter().cloned());
                 }
                 let tuple = PyTuple::new(py, all)?;
                 func.call(tuple, k)

@@ -208,7 +208,7 @@ pub fn type_version_tag(obj: &Bound<'_, PyAny>) -> u32 {
 /// # Safety
 /// `tp` must point to a type object that stays alive for the call, and the thread
 /// must be attached to the interpreter.
-#[cfg(not(any(Py_GIL_DISABLED, PyPy, GraalPy)))]
+#[cfg(not(any(Py_LIMITED_API, Py_GIL_DISABLED, PyPy, GraalPy)))]
 #[inline]
 unsafe fn tag_of(tp: *mut pyo3::ffi::PyTypeObject) -> u32 {
     // SAFETY: by the contract above `tp` points to a valid, initialised
@@ -222,7 +222,7 @@ unsafe fn tag_of(tp: *mut pyo3::ffi::PyTypeObject) -> u32 {
 }
 
 /// No version tag to rely on: always check the namespace.
-#[cfg(any(Py_GIL_DISABLED, PyPy, GraalPy))]
+#[cfg(any(Py_LIMITED_API, Py_GIL_DISABLED, PyPy, GraalPy))]
 #[inline]
 unsafe fn tag_of(_tp: *mut pyo3::ffi::PyTypeObject) -> u32 {
     0

@@ -26,7 +26,9 @@ impl From<InternalError> for PyErr {
 
 /// Raise a panic caught at a C entry point of the extension (a slot PyO3 does not
 /// wrap) as `pyo3_runtime.PanicException`, as PyO3's own entry points do; `what`
-/// stands in for a panic message that is not a string.
+/// stands in for a panic message that is not a string.  (There are no such entry
+/// points on the limited API, PyPy and GraalPy.)
+#[cfg_attr(any(Py_LIMITED_API, PyPy, GraalPy), allow(dead_code))]
 pub fn restore_panic(py: pyo3::Python<'_>, payload: Box<dyn std::any::Any + Send>, what: &str) {
     let message = payload
         .downcast_ref::<String>()

@@ -238,7 +238,7 @@ fn classify_slow(obj: &Bound<'_, PyAny>, tag: u32) -> PyResult<ResultKind> {
         Some(kind) => kind,
         None => {
             let mro: Bound<'_, PyTuple> = obj.get_type().mro();
-            mro.as_slice()
+            crate::callbacks::tuple_items(&mro)
                 .iter()
                 .find_map(|t| check(t.as_ptr()))
                 .unwrap_or(ResultKind::Plain)

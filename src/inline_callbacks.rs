@@ -236,7 +236,9 @@ fn drive<'py>(driver: &Bound<'py, Driver>, mut result: Bound<'py, PyAny>) -> PyR
 enum Sent<'py> {
     /// It yielded (awaited) this.
     Yielded(Bound<'py, PyAny>),
-    /// It returned this (sent directly: no `StopIteration` was raised).
+    /// It returned this (sent directly: no `StopIteration` was raised; only where
+    /// the direct send is compiled).
+    #[cfg_attr(any(Py_LIMITED_API, PyPy, GraalPy), allow(dead_code))]
     Returned(Bound<'py, PyAny>),
     /// It raised (`StopIteration` when it returned, through `gen.send`).
     Raised(PyErr),
