@@ -1194,6 +1194,41 @@ def test_helpers_skip_init_only_while_nothing_would_differ() -> None:
     assert txdefer._core._constructs_without_init()
 
 
+def test_a_replaced_new_runs_for_every_new_deferred_until_it_is_removed() -> None:
+    """
+    While ``Deferred.__new__`` is replaced, ``Deferred()``, ``succeed`` and ``fail``
+    call it (the direct construction is off); once it is removed, they no longer do.
+    CPython then keeps the class's generic ``tp_new`` slot, which finds the compiled
+    ``__new__`` by lookup, so the direct construction stays off for the rest of the
+    process (slower, the same): hence a process of its own.
+    """
+    code = """
+import txdefer
+
+compiled_new = txdefer.Deferred.__new__
+calls = []
+
+def new(cls, *args, **kwargs):
+    calls.append(cls)
+    return compiled_new(cls, *args, **kwargs)
+
+assert txdefer._core._constructs_without_init()
+txdefer.Deferred.__new__ = new
+assert not txdefer._core._constructs_without_init()
+made = [txdefer.Deferred(), txdefer.succeed(1), txdefer.fail(ValueError("x"))]
+made[2].addErrback(lambda _: None)
+assert calls == [txdefer.Deferred] * 3, calls
+del txdefer.Deferred.__new__
+assert txdefer.succeed(2).result == 2
+assert txdefer.Deferred().called is False
+assert len(calls) == 3, calls
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
 def test_inlineCallbacks_deferred_keeps_its_canceller(impl: Impl) -> None:
     waiting: Any = impl.Deferred()
 
