@@ -9,9 +9,11 @@ and your program, run on it.
 
 from __future__ import annotations
 
-import twisted.internet.defer as _tdefer
-
+# The compiled module first: outside the main interpreter it refuses to load, and
+# then nothing of Twisted has been imported there either.
 from txdefer import _core
+
+import twisted.internet.defer as _tdefer  # noqa: E402
 
 if not issubclass(_tdefer.Deferred, _core.DeferredBase):
     # Captured before install() can rebind anything in twisted.internet.defer: the
