@@ -254,5 +254,9 @@ def test_hammering_one_deferred_from_several_threads(ours: Impl) -> None:
         # With the GIL, no two threads are ever inside the compiled code at once: the
         # state lock is never contended (it is not held while Python code runs).
         assert "RuntimeError(busy)" not in observed["exceptions"]
-    assert observed["ran_in_another_thread"] > ROUNDS
+    # How often they interleave depends on the scheduler: about 10 callbacks a round ran
+    # in another thread on an idle machine (CPython 3.11), 4 on 3.10, 0.65 on 3.10
+    # with the machine busy with another test run; a tenth of one a round still shows
+    # that they did.
+    assert observed["ran_in_another_thread"] > ROUNDS // 10
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
