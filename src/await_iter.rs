@@ -104,25 +104,28 @@ impl DeferredIterator {
 
     fn step(slf: &Bound<'_, Self>) -> PyResult<Step> {
         let py = slf.py();
-        let d = slf.get().d.try_lock().ok_or(InternalError::Busy)?.as_ref().map(|d| d.clone_ref(py));
-        let Some(d) = d else {
-            // Finished: as a finished generator, return None.
-            return Ok(Step::Return(py.None()));
-        };
-        let d = d.into_bound(py);
-        let (ready, result, info) = {
+        // The Deferred's state is read through the iterator's own reference, which is
+        // taken out of the iterator (not copied) if this step finishes it.  No Python
+        // code runs while the two locks are held.
+        let (_deferred, result, info) = {
+            let mut slot = slf.get().d.try_lock().ok_or(InternalError::Busy)?;
+            let Some(d) = slot.as_ref() else {
+                // Finished: as a finished generator, return None.
+                return Ok(Step::Return(py.None()));
+            };
             let st = d.get().lock()?;
-            (
-                st.called && st.paused == 0,
-                st.result.as_ref().map(|r| r.clone_ref(py).into_bound(py)),
-                st.debug_info.as_ref().map(|i| i.clone_ref(py).into_bound(py)),
-            )
+            if !(st.called && st.paused == 0) {
+                // We have no result to give: yield the Deferred to the driver.
+                return Ok(Step::Yield(d.clone_ref(py).into_any()));
+            }
+            let result = st.result.as_ref().map(|r| r.clone_ref(py).into_bound(py));
+            let info = st.debug_info.as_ref().map(|i| i.clone_ref(py).into_bound(py));
+            drop(st);
+            (slot.take().map(|d| d.into_bound(py)), result, info)
         };
-        if !ready {
-            // We have no result to give: yield the Deferred to the driver.
-            return Ok(Step::Yield(d.into_any().unbind()));
-        }
         // The generator ends here, with the result or the failure's exception.
+        // (`_deferred`, a `Bound`, lets go of the Deferred when this returns; see
+        // `finish`.)
         Self::finish(slf);
         let result = result.unwrap_or_else(|| py.None().into_bound(py));
         if imports::is_failure(&result)? {
