@@ -541,11 +541,16 @@ pub fn from_coroutine<'py>(coro: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny
 /// `NotACoroutineError("<coro> is not a coroutine")`, with the exception being
 /// handled as its `__context__`, as `fromCoroutine` raises it.
 fn not_a_coroutine<'py>(coro: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let py = coro.py();
-    let cls = NOT_A_COROUTINE.import(py, "twisted.internet.defer", "NotACoroutineError")?;
-    let exc = cls.call1((format!("{} is not a coroutine", coro.repr()?),))?;
+    let exc = not_a_coroutine_error(coro, "")?;
     crate::errors::set_implicit_context(&exc);
     Ok(exc)
+}
+
+/// `NotACoroutineError("<coro> is not a coroutine<more>")`, of the class
+/// `twisted.internet.defer` holds.
+fn not_a_coroutine_error<'py>(coro: &Bound<'py, PyAny>, more: &str) -> PyResult<Bound<'py, PyAny>> {
+    let cls = NOT_A_COROUTINE.import(coro.py(), "twisted.internet.defer", "NotACoroutineError")?;
+    cls.call1((format!("{} is not a coroutine{more}", coro.repr()?),))
 }
 
 static NOT_A_COROUTINE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -567,10 +572,8 @@ pub fn ensure_deferred<'py>(coro: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAn
     }
     // It's not a coroutine.  Say that it's also not a Deferred, raised (as Twisted
     // does) while handling `fromCoroutine`'s error, which becomes its `__context__`.
-    let py = coro.py();
     let inner = not_a_coroutine(&coro)?;
-    let cls = NOT_A_COROUTINE.import(py, "twisted.internet.defer", "NotACoroutineError")?;
-    let exc = cls.call1((format!("{} is not a coroutine or a Deferred", coro.repr()?),))?;
+    let exc = not_a_coroutine_error(&coro, " or a Deferred")?;
     crate::errors::set_context(&exc, inner);
     Err(PyErr::from_value(exc))
 }
