@@ -7,6 +7,8 @@ failures, attributes, ``str()``/``repr()``, generics, subclassing, ``succeed``,
 from __future__ import annotations
 
 import contextlib
+import copyreg
+import pickle
 import re
 import subprocess
 import sys
@@ -1092,6 +1094,113 @@ def test_copy_of_a_deferred(impl: Impl) -> None:
     assert fresh.called is False
     fresh.callback("deep")
     assert fresh.result == "deep"
+
+
+def test_copy_shares_the_callback_list_only_on_Twisted(impl: Impl) -> None:
+    """The README's ``copy.copy(d)`` row."""
+    import copy
+
+    d: Any = impl.Deferred()
+    d.addCallback(str)
+    clone: Any = copy.copy(d)
+    clone.callback(1)
+    assert clone.result == "1"
+    assert len(d._callbacks) == (0 if impl.is_twisted else 1)
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_pickle_keeps_callbacks_result_pause_and_attributes(impl: Impl, protocol: int) -> None:
+    pending: Any = impl.Deferred()
+    pending.addCallback(str)
+    pending.label = "pickled"
+    clone: Any = pickle.loads(pickle.dumps(pending, protocol))
+    assert type(clone) is type(pending)
+    assert (clone.called, clone.label, len(clone._callbacks)) == (False, "pickled", 1)
+    clone.callback(7)
+    assert clone.result == "7"
+    assert pending.called is False  # the clone's chain is its own
+
+    paused: Any = impl.succeed(3)
+    paused.pause()
+    clone = pickle.loads(pickle.dumps(paused, protocol))
+    assert (clone.called, clone.paused, clone.result) == (True, 1, 3)
+    clone.addCallback(str)
+    assert clone.result == 3
+    clone.unpause()
+    assert (clone.paused, clone.result) == (0, "3")
+
+    failed: Any = impl.fail(ValueError("pickled"))
+    clone = pickle.loads(pickle.dumps(failed, protocol))
+    assert isinstance(clone.result, Failure)
+    assert clone.result.value.args == ("pickled",)
+    result_of(clone)  # handled: nothing is logged for the clone...
+    result_of(failed)  # ...nor for the original
+
+
+def _pickled_state(d: Any) -> dict[str, Any]:
+    """The state ``pickle`` saves for ``d`` (protocol 2 and later)."""
+    return dict(d.__reduce_ex__(2)[2])
+
+
+def _comparable(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with each callback named (``_failthru`` is compiled on txdefer)."""
+    return {
+        **state,
+        "_callbacks": [
+            tuple((f.__name__, args, dict(kwargs)) for f, args, kwargs in pair)
+            for pair in state["_callbacks"]
+        ],
+    }
+
+
+def _unpickled(cls: type, state: dict[str, Any]) -> Any:
+    """An instance of ``cls`` made and given ``state`` as unpickling does it."""
+    new = copyreg.__newobj__(cls)  # type: ignore[attr-defined]
+    setstate = getattr(new, "__setstate__", None)
+    if setstate is not None:
+        setstate(state)
+    else:
+        vars(new).update(state)
+    return new
+
+
+def test_pickle_state_is_what_Twisted_instance_dict_holds(impl: Impl, twisted: Impl) -> None:
+    """
+    The state ``pickle`` saves is what Twisted's instance ``__dict__`` holds after
+    the same calls, and either class loads the other's: pickles made with protocol
+    2 or later load across the two.
+    """
+
+    def made_by(impl: Impl) -> list[Any]:
+        pending: Any = impl.Deferred()
+        pending.addCallback(str)
+        pending.label = "pending"
+        fired: Any = impl.Deferred()
+        fired.addCallback(str)
+        fired.callback(5)
+        fired.pause()
+        return [pending, fired]
+
+    for ours, theirs in zip(made_by(impl), made_by(twisted)):
+        mine, expected = _comparable(_pickled_state(ours)), _comparable(_pickled_state(theirs))
+        assert mine == expected
+        loaded_across = [
+            (_unpickled(type(ours), _pickled_state(theirs)), theirs),
+            (_unpickled(type(theirs), _pickled_state(ours)), ours),
+        ]
+        for clone, model in loaded_across:
+            assert (clone.called, clone.paused) == (model.called, model.paused)
+            assert len(clone._callbacks) == len(model._callbacks)
+            assert getattr(clone, "result", None) == getattr(model, "result", None)
+
+
+def test_pickle_uses_a_reduce_defined_by_a_subclass(impl: Impl) -> None:
+    class Reduced(impl.Deferred):  # type: ignore[name-defined,misc]
+        def __reduce__(self) -> Any:
+            return (str, ("reduced",))
+
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        assert pickle.loads(pickle.dumps(Reduced(), protocol)) == "reduced"
 
 
 def test_failure_from_a_raising_callback_is_built_as_Twisted_builds_it(impl: Impl) -> None:

@@ -9,8 +9,10 @@ subclass adds the instance ``__dict__`` that Twisted's ``Deferred`` has (e.g. fo
 from __future__ import annotations
 
 import copy
+import copyreg
+import operator
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, SupportsIndex, TypeVar
 
 from txdefer import _core
 
@@ -27,8 +29,63 @@ class Deferred(_core.DeferredBase[_T]):
     def __deepcopy__(self, memo: dict[int, Any]) -> Deferred[_T]:
         return _copyState(self, lambda value: copy.deepcopy(value, memo))
 
+    def __getstate__(self) -> dict[str, Any]:
+        """
+        What Twisted's ``Deferred`` pickles: its instance ``__dict__``, which holds
+        ``_callbacks`` (a list of ``((callback, args, kwargs), (errback, args,
+        kwargs))``), ``_canceller``, and every attribute that differs from the
+        class-level default (``called``, ``result``, ``paused``, ``_chainedTo``,
+        ``_debugInfo``...), then the instance's own attributes.
+        """
+        return _state(self)
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
+        # Pickle protocols 0 and 1 rebuild an instance with ``object.__new__``,
+        # which cannot make one of a compiled class: use the class's own
+        # ``__new__`` instead, as protocol 2 does.  A ``__reduce__`` a subclass
+        # defines still takes precedence, as with ``object.__reduce_ex__``.
+        if operator.index(protocol) >= 2 or type(self).__reduce__ is not object.__reduce__:
+            return super().__reduce_ex__(protocol)
+        return (copyreg.__newobj__, (type(self),), self.__getstate__())
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Twisted's Deferred has no ``__setstate__``: unpickling updates its
+        # ``__dict__``.  Here each attribute is assigned, so the state of a Deferred
+        # pickled by Twisted's own class loads as well.
+        for name, value in state.items():
+            setattr(self, name, value)
+
 
 _NO_RESULT = object()
+
+
+# Twisted's class-level defaults: an attribute is in an instance's ``__dict__``
+# only once it has been given another value (or the same one, by assignment).
+_DEFAULTS = (
+    ("called", False),
+    ("paused", 0),
+    ("_suppressAlreadyCalled", False),
+    ("_runningCallbacks", False),
+    ("_chainedTo", None),
+    ("_debugInfo", None),
+)
+_SET_BY_A_RUN = frozenset({"_chainedTo", "_runningCallbacks"})
+
+
+def _state(d: Deferred[Any]) -> dict[str, Any]:
+    state: dict[str, Any] = {"_callbacks": list(d._callbacks), "_canceller": d._canceller}
+    called = d.called
+    for name, default in _DEFAULTS:
+        value = getattr(d, name)
+        # Running the callbacks (which firing does) leaves ``_chainedTo`` and
+        # ``_runningCallbacks`` in Twisted's instance ``__dict__``.
+        if (value is not default and value != default) or (called and name in _SET_BY_A_RUN):
+            state[name] = value
+    result = getattr(d, "result", _NO_RESULT)
+    if result is not _NO_RESULT:
+        state["result"] = result
+    state.update(d.__dict__)
+    return state
 
 
 def _copyState(d: Deferred[Any], copier: Callable[[Any], Any]) -> Deferred[Any]:
