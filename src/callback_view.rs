@@ -125,7 +125,9 @@ impl CallbackList {
     }
 }
 
-fn continue_pair<'py>(py: Python<'py>, d: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+/// The callback pair that makes `d` continue with the result handed to it: Twisted's
+/// `((_CONTINUE, (d,), _NONE_KWARGS),) * 2`, as `Deferred._continuation()` returns it.
+pub fn continue_pair<'py>(py: Python<'py>, d: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
     let foreign = imports::foreign(py)?;
     let triple = PyTuple::new(
         py,

@@ -909,6 +909,21 @@ impl Deferred {
         Ok(Self::get_callbacks_view(slf))
     }
 
+    /// Fire with `result` and run the callbacks (Twisted's internal
+    /// `_startRunCallbacks`): `callback`/`errback` without their checks of the
+    /// argument; a `Failure` result runs the errbacks.
+    #[pyo3(name = "_startRunCallbacks")]
+    fn py_start_run(slf: &Bound<'_, Self>, result: Bound<'_, PyAny>) -> PyResult<()> {
+        start_run(slf, result)
+    }
+
+    /// The callback pair that, added to another Deferred, makes this one continue
+    /// with that Deferred's result (Twisted's internal `_continuation`).
+    #[pyo3(name = "_continuation")]
+    fn py_continuation<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+        crate::callback_view::continue_pair(slf.py(), slf.clone().into_any())
+    }
+
     /// Run the callback chain (Twisted's internal `_runCallbacks`).
     #[pyo3(name = "_runCallbacks")]
     fn py_run_callbacks(slf: &Bound<'_, Self>) -> PyResult<()> {

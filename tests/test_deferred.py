@@ -471,6 +471,53 @@ def test_weakref_to_a_deferred(impl: Impl) -> None:
     assert ref() is None
 
 
+def test_weakref_attribute_is_the_first_weak_reference(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+    assert d.__weakref__ is None
+    proxy = weakref.proxy(d)
+    assert d.__weakref__ is proxy
+    ref = weakref.ref(d)
+    # CPython keeps a plain reference at the head of the list.
+    assert d.__weakref__ is ref
+    del ref
+    assert d.__weakref__ is proxy
+    with pytest.raises(AttributeError):
+        d.__weakref__ = None
+    assert impl.DeferredList([]).__weakref__ is None
+
+
+def test_internal_startRunCallbacks_fires_without_the_argument_checks(impl: Impl) -> None:
+    seen: list[Any] = []
+    d: Any = impl.Deferred()
+    d.addBoth(seen.append)
+    d._startRunCallbacks(3)
+    failed: Any = impl.Deferred()
+    failed.addErrback(lambda f: seen.append(f.value.args))
+    failed._startRunCallbacks(Failure(ValueError("v")))
+    assert seen == [3, ("v",)]
+    with pytest.raises(AlreadyCalledError):
+        d._startRunCallbacks(4)
+    d._suppressAlreadyCalled = True
+    d._startRunCallbacks(5)
+    assert (d._suppressAlreadyCalled, d.result) == (False, None)
+
+
+def test_internal_continuation_hands_a_result_on(impl: Impl) -> None:
+    waiting: Any = impl.Deferred()
+    pair = waiting._continuation()
+    assert len(pair) == 2
+    assert pair[0] == pair[1]
+    assert pair[0][1] == (waiting,)
+    source: Any = impl.Deferred()
+    source._callbacks.append(pair)
+    waiting.paused = 1  # as chaining leaves the waiting Deferred
+    waiting.called = True
+    waiting.addCallback(lambda r: ("continued", r))
+    source.callback(9)
+    assert waiting.result == ("continued", 9)
+    assert source.result is None
+
+
 def test_is_an_awaitable(impl: Impl) -> None:
     d: Any = impl.Deferred()
     assert isinstance(d, Awaitable)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import copyreg
 import operator
+import weakref
 from collections.abc import Callable
 from typing import Any, SupportsIndex, TypeVar
 
@@ -21,6 +22,16 @@ _T = TypeVar("_T")
 
 class Deferred(_core.DeferredBase[_T]):
     __doc__ = _core.DeferredBase.__doc__
+
+    @property
+    def __weakref__(self) -> Any:
+        """
+        The first weak reference to this Deferred (``None`` when there is none), as
+        a Python class's ``__weakref__`` attribute gives it; the compiled base
+        supports weak references without that attribute.
+        """
+        refs = weakref.getweakrefs(self)
+        return refs[0] if refs else None
 
     def __copy__(self) -> Deferred[_T]:
         # As copying Twisted's Deferred does: same state, same instance attributes.
