@@ -390,7 +390,7 @@ fn missing_argument(method: &str, param: &str) -> PyErr {
 #[pymethods]
 impl Deferred {
     #[new]
-    #[pyo3(signature = (*_args, **_kwargs))]
+    #[pyo3(signature = (*_args, **_kwargs), text_signature = "(canceller=None)")]
     fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
         Deferred::with_state(State::default())
     }

@@ -518,6 +518,13 @@ def test_internal_continuation_hands_a_result_on(impl: Impl) -> None:
     assert source.result is None
 
 
+def test_signature_of_the_class_names_the_canceller(impl: Impl) -> None:
+    import inspect
+
+    (param,) = inspect.signature(impl.Deferred).parameters.values()
+    assert (param.name, param.default, param.kind) == ("canceller", None, param.POSITIONAL_OR_KEYWORD)
+
+
 def test_is_an_awaitable(impl: Impl) -> None:
     d: Any = impl.Deferred()
     assert isinstance(d, Awaitable)
