@@ -5,6 +5,8 @@ Helpers built on ``Deferred``: ``DeferredList`` (every flag), ``gatherResults``,
 
 from __future__ import annotations
 
+import copy
+import pickle
 from typing import Any
 
 import pytest
@@ -155,6 +157,33 @@ def test_DeferredList_with_duplicate_deferred(impl: Impl) -> None:
 
 
 # -- gatherResults ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["pickle", "copy", "deepcopy"])
+def test_DeferredList_copy_and_pickle_keep_the_flags(impl: Impl, how: str) -> None:
+    copier = {
+        "pickle": lambda dl: pickle.loads(pickle.dumps(dl)),
+        "copy": copy.copy,
+        "deepcopy": copy.deepcopy,
+    }[how]
+    fired: Any = impl.DeferredList([impl.succeed(1)], fireOnOneCallback=True)
+    clone: Any = copier(fired)
+    assert type(clone) is type(fired)
+    assert (clone.called, clone.result, clone.finishedCount) == (True, (1, 0), 1)
+    assert (clone.fireOnOneCallback, clone.fireOnOneErrback, clone.consumeErrors) == (True, False, False)
+    # The clone's attributes are its own.
+    clone.finishedCount = 5
+    assert fired.finishedCount == 1
+
+
+def test_DeferredList_copy_collects_for_the_original_only(impl: Impl) -> None:
+    member: Any = impl.Deferred()
+    dl: Any = impl.DeferredList([member, impl.Deferred()], consumeErrors=True)
+    clone: Any = copy.copy(dl)
+    member.callback(3)
+    assert (dl.finishedCount, clone.finishedCount) == (1, 0)
+    assert clone.resultList is dl.resultList  # a shallow copy shares it, in Twisted too
+    assert clone.consumeErrors is True
 
 
 def test_gatherResults(impl: Impl) -> None:

@@ -123,6 +123,9 @@ class _CollectorAttribute:
         setattr(obj.__dict__["_collector"], self.name, value)
 
 
+_COLLECTOR_FIELDS = ("fireOnOneCallback", "fireOnOneErrback", "consumeErrors", "finishedCount")
+
+
 class DeferredList(Deferred):
     """
     Collect the results of several Deferreds.
@@ -164,6 +167,23 @@ class DeferredList(Deferred):
             bool(consumeErrors),
             type(self)._cbDeferred is not DeferredList._cbDeferred,
         )
+
+    def __getstate__(self):
+        # Twisted's instance ``__dict__``: the collector's attributes in place of it.
+        state = super().__getstate__()
+        collector = state.pop("_collector", None)
+        if collector is not None:
+            for name in _COLLECTOR_FIELDS:
+                state[name] = getattr(collector, name)
+        return state
+
+    def __setstate__(self, state):
+        # A collector for the members whose callbacks (``_cbDeferred``) come with
+        # them; it adds no callback itself.
+        if "_collector" not in self.__dict__:
+            results = state.get("resultList")
+            _collect(self, [], results if isinstance(results, list) else [], False, False, False, True)
+        super().__setstate__(state)
 
     def _cbDeferred(self, result, index, succeeded):
         """
