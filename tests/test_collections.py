@@ -159,6 +159,29 @@ def test_DeferredList_with_duplicate_deferred(impl: Impl) -> None:
 # -- gatherResults ----------------------------------------------------------------------
 
 
+def test_DeferredList_flags_read_as_the_objects_given(impl: Impl) -> None:
+    dl: Any = impl.DeferredList([impl.Deferred()], fireOnOneCallback=1, consumeErrors="yes")
+    assert (dl.fireOnOneCallback, dl.fireOnOneErrback, dl.consumeErrors) == (1, False, "yes")
+    assert dl.fireOnOneCallback is not True
+    dl.fireOnOneErrback = 0
+    assert dl.fireOnOneErrback == 0
+    assert dl.fireOnOneErrback is not False
+    assert {"fireOnOneCallback", "fireOnOneErrback", "consumeErrors"} <= set(vars(dl))
+    # What they are given still acts by its truth value.
+    dl._deferredList[0].callback("first")
+    assert fired_with(dl) == ("first", 0)
+
+
+def test_DeferredList_deleting_a_fireOnOne_flag_goes_back_to_the_default(impl: Impl) -> None:
+    dl: Any = impl.DeferredList([impl.Deferred(), impl.Deferred()], fireOnOneCallback=True)
+    del dl.fireOnOneCallback
+    assert dl.fireOnOneCallback is False
+    dl._deferredList[0].callback(1)
+    assert dl.called is False  # no longer fires on the first result
+    dl._deferredList[1].callback(2)
+    assert fired_with(dl) == [(True, 1), (True, 2)]
+
+
 @pytest.mark.parametrize("how", ["pickle", "copy", "deepcopy"])
 def test_DeferredList_copy_and_pickle_keep_the_flags(impl: Impl, how: str) -> None:
     copier = {

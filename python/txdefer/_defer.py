@@ -100,10 +100,15 @@ class _CollectorAttribute:
     """
     A ``DeferredList`` attribute kept by its collector (in Rust), where the members'
     callbacks read and update it.  On the class it reads as Twisted's class default.
+
+    A flag (``kept_as_given``) is also kept in the instance ``__dict__`` as it was
+    given, which is what it reads as: Twisted stores the object (``1``, ``"yes"``),
+    the collector its truth value.
     """
 
-    def __init__(self, default: object) -> None:
+    def __init__(self, default: object, kept_as_given: bool = False) -> None:
         self.default = default
+        self.kept_as_given = kept_as_given
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -113,14 +118,27 @@ class _CollectorAttribute:
             if self.default is _NO_DEFAULT:
                 raise AttributeError(self.name)
             return self.default
+        namespace = obj.__dict__
+        if self.kept_as_given and self.name in namespace:
+            return namespace[self.name]
         try:
-            collector = obj.__dict__["_collector"]
+            collector = namespace["_collector"]
         except KeyError:
             raise AttributeError(self.name) from None
         return getattr(collector, self.name)
 
     def __set__(self, obj: object, value: object) -> None:
         setattr(obj.__dict__["_collector"], self.name, value)
+        if self.kept_as_given:
+            obj.__dict__[self.name] = value
+
+    def __delete__(self, obj: object) -> None:
+        # Twisted's instance then reads the class default; the two attributes
+        # without one stay (Twisted's own code could no longer read them).
+        if self.default is _NO_DEFAULT or self.name not in obj.__dict__:
+            raise AttributeError(f"cannot delete {self.name!r} of a DeferredList")
+        setattr(obj.__dict__["_collector"], self.name, self.default)
+        del obj.__dict__[self.name]
 
 
 _COLLECTOR_FIELDS = ("fireOnOneCallback", "fireOnOneErrback", "consumeErrors", "finishedCount")
@@ -135,9 +153,9 @@ class DeferredList(Deferred):
     ``fireOnOneErrback`` and ``consumeErrors``.
     """
 
-    fireOnOneCallback = _CollectorAttribute(False)
-    fireOnOneErrback = _CollectorAttribute(False)
-    consumeErrors = _CollectorAttribute(_NO_DEFAULT)
+    fireOnOneCallback = _CollectorAttribute(False, kept_as_given=True)
+    fireOnOneErrback = _CollectorAttribute(False, kept_as_given=True)
+    consumeErrors = _CollectorAttribute(_NO_DEFAULT, kept_as_given=True)
     finishedCount = _CollectorAttribute(_NO_DEFAULT)
 
     def __init__(
@@ -156,6 +174,13 @@ class DeferredList(Deferred):
         if len(self._deferredList) == 0 and not fireOnOneCallback:
             self.callback([])
 
+        # The flags as given, where Twisted keeps them (the collector keeps their
+        # truth values), before any member's callback can read them.
+        namespace = self.__dict__
+        namespace["fireOnOneCallback"] = fireOnOneCallback
+        namespace["fireOnOneErrback"] = fireOnOneErrback
+        namespace["consumeErrors"] = consumeErrors
+
         # Every member gets a native callback, unless a subclass overrides
         # _cbDeferred: then it is called, as in Twisted.
         _collect(
@@ -171,10 +196,9 @@ class DeferredList(Deferred):
     def __getstate__(self):
         # Twisted's instance ``__dict__``: the collector's attributes in place of it.
         state = super().__getstate__()
-        collector = state.pop("_collector", None)
-        if collector is not None:
+        if state.pop("_collector", None) is not None:
             for name in _COLLECTOR_FIELDS:
-                state[name] = getattr(collector, name)
+                state[name] = getattr(self, name)
         return state
 
     def __setstate__(self, state):
