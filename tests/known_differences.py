@@ -6,8 +6,26 @@ test that starts passing fails the run, so a fixed difference cannot stay listed
 The README's compatibility table shows the same differences.
 """
 
+_TRIAL_TRIMS_DEFERRED_FRAMES = (
+    "trial's reporter trims the top of a failing asynchronous test's traceback by "
+    "matching the frames of Twisted's Deferred: a generator frame '__iter__' in "
+    "defer.py, then '_runCallbacks' (an error in a callback) or 'raiseException' and "
+    "'maybeDeferred' (a test raising at once).  txdefer's await iterator, callback "
+    "loop and maybeDeferred are compiled and have no frames, so nothing matches and "
+    "the report keeps trial's own frames at the top: '_deferSetUpAndRun' (and "
+    "'raiseException' and two 'runWithWarningsSuppressed' for a test raising at "
+    "once).  The frames of the test's own code are the same."
+)
+
 #: Twisted's own test modules, run with txdefer installed: trial test id -> reason.
-TWISTED_SUITE: dict[str, str] = {}
+TWISTED_SUITE: dict[str, str] = {
+    "twisted.trial.test.test_reporter.TracebackHandlingTests.test_deferred": (
+        _TRIAL_TRIMS_DEFERRED_FRAMES
+    ),
+    "twisted.trial.test.test_reporter.TracebackHandlingTests.test_exception": (
+        _TRIAL_TRIMS_DEFERRED_FRAMES
+    ),
+}
 
 _PYO3_ARGUMENT_ERRORS = (
     "Wrong arguments to a method of the compiled class raise TypeError as in Twisted, "

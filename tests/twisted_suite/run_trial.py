@@ -1,11 +1,12 @@
 """
-Run Twisted's own Deferred test modules with txdefer installed.
+Run Twisted's own test modules with txdefer installed.
 
-Usage: python run_trial.py [--json PATH] MODULE...
+Usage: python run_trial.py [--json PATH] [--stock] MODULE...
 
 ``txdefer.install()`` runs before any other Twisted module is imported; the script
 then checks that the test modules really see txdefer's classes, and runs them with
-trial.  Exit status is trial's.
+trial.  ``--stock`` runs them on Twisted's own ``Deferred`` instead (the baseline
+``compare.py`` measures against).  Exit status is trial's.
 """
 
 from __future__ import annotations
@@ -14,33 +15,36 @@ import argparse
 import json
 import sys
 
-import txdefer
-
-txdefer.install()
-
-import twisted.internet.defer as defer  # noqa: E402
-
-assert defer.Deferred is txdefer.Deferred, "install() did not take effect"
-assert defer.DeferredList is txdefer.DeferredList
-
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--json", help="write per-test outcomes here")
+    parser.add_argument("--stock", action="store_true", help="do not install txdefer")
     parser.add_argument("modules", nargs="+")
     options = parser.parse_args()
+
+    import txdefer
+
+    if not options.stock:
+        txdefer.install()
+
+    import twisted.internet.defer as defer
+
+    if not options.stock:
+        assert defer.Deferred is txdefer.Deferred, "install() did not take effect"
+        assert defer.DeferredList is txdefer.DeferredList
 
     from twisted.trial import reporter, runner
 
     loader = runner.TestLoader()
     suite = loader.loadByNames(options.modules, recurse=True)
 
-    # Every loaded test module must see txdefer's Deferred.
+    # Every loaded test module must see the Deferred chosen.
     for name in options.modules:
-        module = sys.modules[name]
+        module = sys.modules.get(name)  # None for a class (``module.TestCase``)
         seen = getattr(module, "Deferred", None)
-        if seen is not None and seen is not txdefer.Deferred:
-            print(f"{name}.Deferred is not txdefer's: {seen!r}", file=sys.stderr)
+        if seen is not None and seen is not defer.Deferred:
+            print(f"{name}.Deferred is not {defer.Deferred!r}: {seen!r}", file=sys.stderr)
             return 3
 
     outcomes: dict[str, str] = {}
