@@ -14,7 +14,10 @@
 //! a generator's return does; its `tp_iternext` makes that exception directly, not
 //! through PyO3's error type.
 
-use pyo3::exceptions::{PyAssertionError, PyStopIteration};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pyo3::exceptions::{PyAssertionError, PyStopIteration, PyTypeError};
+use pyo3::sync::PyOnceLock;
 use pyo3::prelude::*;
 use pyo3::{intern, PyTraverseError, PyVisit};
 
@@ -29,6 +32,9 @@ pub struct DeferredIterator {
     /// The Deferred awaited; `None` once the iterator is finished (it returned the
     /// result, raised the failure, or was closed), as a finished generator is.
     d: GilLock<Option<Py<Deferred>>>,
+    /// Has it been stepped?  Until then, as a just-started generator, it refuses a
+    /// value other than `None` sent in.
+    started: AtomicBool,
 }
 
 /// A finished iterator kept for the next `await`, so that an `await` of a fired
@@ -56,6 +62,7 @@ pub fn iterator_for<'py>(d: &Bound<'py, Deferred>) -> PyResult<Bound<'py, Deferr
                 // collector's youngest generation, as a new object would be.
                 let spare = spare.into_bound(py);
                 renew_gc_generation(&spare);
+                spare.get().started.store(false, Ordering::Relaxed);
                 let slot = spare.get().d.try_lock().map(|mut slot| slot.replace(d.clone().unbind()));
                 if let Some(previous) = slot {
                     drop(previous); // None: it was finished
@@ -99,11 +106,26 @@ enum Step {
 
 impl DeferredIterator {
     pub fn new(d: Py<Deferred>) -> Self {
-        DeferredIterator { d: GilLock::new(Some(d)) }
+        DeferredIterator { d: GilLock::new(Some(d)), started: AtomicBool::new(false) }
+    }
+
+    /// A step with `value` sent in (`None` for `next()`): refused, as a generator
+    /// refuses it, if the iterator has not started and `value` is not `None`.
+    #[inline]
+    fn check_sent(&self, value_is_none: bool) -> PyResult<()> {
+        if value_is_none || self.started.load(Ordering::Relaxed) || self.is_finished() {
+            return Ok(());
+        }
+        Err(PyTypeError::new_err("can't send non-None value to a just-started generator"))
+    }
+
+    fn is_finished(&self) -> bool {
+        self.d.try_lock().is_some_and(|slot| slot.is_none())
     }
 
     fn step(slf: &Bound<'_, Self>) -> PyResult<Step> {
         let py = slf.py();
+        slf.get().started.store(true, Ordering::Relaxed);
         // The Deferred's state is read through the iterator's own reference, which is
         // taken out of the iterator (not copied) if this step finishes it.  No Python
         // code runs while the two locks are held.
@@ -191,9 +213,31 @@ impl DeferredIterator {
         Self::next_or_stop(slf)
     }
 
-    /// The value sent in is ignored: the Deferred's own result is what counts.
-    fn send(slf: &Bound<'_, Self>, _value: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    /// The value sent in is ignored: the Deferred's own result is what counts.  As
+    /// to a just-started generator, only `None` can be sent before the first step.
+    fn send(slf: &Bound<'_, Self>, value: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        slf.get().check_sent(value.is_none())?;
         Self::next_or_stop(slf)
+    }
+
+    /// Raise an exception "at the `yield`", as Twisted's generator does: nothing
+    /// in it catches one, so the iterator finishes and the exception propagates.
+    /// The arguments (an exception, or a class with an optional value and
+    /// traceback) are checked, and the exception made, by a generator's own
+    /// `throw()`, which gives the same errors and warnings.
+    #[pyo3(signature = (*args))]
+    fn throw(slf: &Bound<'_, Self>, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<Py<PyAny>> {
+        // Arguments a generator refuses leave it as it was.
+        if throw_arguments_valid(args) {
+            Self::finish(slf);
+        }
+        let py = slf.py();
+        let exhausted = EXHAUSTED_THROW.get_or_try_init(py, || {
+            Ok::<_, PyErr>(imports::support(py)?.getattr(intern!(py, "_EXHAUSTED"))?.getattr(intern!(py, "throw"))?.unbind())
+        })?;
+        // A finished generator's `throw()` raises what it is given; it returns
+        // nothing otherwise.
+        exhausted.bind(py).call1(args).map(Bound::unbind)
     }
 
     /// Finish the iterator, as `close()` finishes a generator.
@@ -213,6 +257,32 @@ impl DeferredIterator {
         drop(self.take());
     }
 }
+
+/// Would a generator's `throw(*args)` get as far as raising an exception into the
+/// generator?  It refuses, without touching the generator, a wrong number of
+/// arguments, a traceback that is not one, a value beside an exception instance,
+/// and a first argument that is neither an exception class nor an instance.
+fn throw_arguments_valid(args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+    use pyo3::types::{PyTraceback, PyType};
+    let items: Vec<Bound<'_, PyAny>> = args.iter().collect();
+    let (exc, value, tb) = match items.as_slice() {
+        [exc] => (exc, None, None),
+        [exc, value] => (exc, Some(value), None),
+        [exc, value, tb] => (exc, Some(value), Some(tb)),
+        _ => return false,
+    };
+    if tb.is_some_and(|tb| !tb.is_none() && !tb.is_instance_of::<PyTraceback>()) {
+        return false;
+    }
+    if exc.is_instance_of::<pyo3::exceptions::PyBaseException>() {
+        return value.is_none_or(|value| value.is_none());
+    }
+    exc.cast::<PyType>()
+        .is_ok_and(|cls| cls.is_subclass_of::<pyo3::exceptions::PyBaseException>().unwrap_or(false))
+}
+
+/// The `throw` method of a finished generator (`_support._EXHAUSTED`).
+static EXHAUSTED_THROW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// Give `DeferredIterator` its `am_send` and `tp_iternext` slots (called once, when
 /// the module is initialised).  PyO3 has no way to declare `am_send`, and its
@@ -255,7 +325,7 @@ pub fn install_send_slot(_py: Python<'_>) {}
 #[cfg(all(Py_3_10, not(any(Py_LIMITED_API, Py_GIL_DISABLED, PyPy, GraalPy))))]
 unsafe extern "C" fn am_send(
     iter: *mut pyo3::ffi::PyObject,
-    _value: *mut pyo3::ffi::PyObject,
+    value: *mut pyo3::ffi::PyObject,
     presult: *mut *mut pyo3::ffi::PyObject,
 ) -> pyo3::ffi::PySendResult {
     use pyo3::ffi::PySendResult;
@@ -268,6 +338,8 @@ unsafe extern "C" fn am_send(
         // SAFETY: `iter` is a valid borrowed reference to a `DeferredIterator`
         // (above), alive for this call.
         let iter = unsafe { pyo3::Borrowed::from_ptr(py, iter).cast_unchecked::<DeferredIterator>() };
+        // SAFETY: `Py_None` only returns the address of the `None` singleton.
+        iter.get().check_sent(value == unsafe { pyo3::ffi::Py_None() })?;
         DeferredIterator::step(&iter)
     }));
     let (status, object) = match outcome {

@@ -100,6 +100,89 @@ def test_await_iterator_once_finished_returns_None(impl: Impl, ending: str) -> N
     d.addErrback(lambda _: None)
 
 
+def test_await_iterator_refuses_a_value_before_its_first_step(impl: Impl) -> None:
+    """As a just-started generator does; once started, a value sent is ignored."""
+    d: Any = impl.succeed("result")
+    it = d.__await__()
+    with pytest.raises(TypeError, match="can't send non-None value to a just-started generator"):
+        it.send("early")
+    with pytest.raises(StopIteration) as stop:
+        it.send(None)
+    assert stop.value.value == "result"
+    # Finished: anything may be sent, and it stops with None.
+    with pytest.raises(StopIteration) as again:
+        it.send("late")
+    assert again.value.value is None
+
+    pending: Any = impl.Deferred()
+    it = pending.__await__()
+    assert next(it) is pending
+    assert it.send("ignored") is pending
+
+
+@pytest.mark.parametrize("when", ["unstarted", "waiting", "fired"])
+@pytest.mark.parametrize("form", ["instance", "class", "class_and_value"])
+def test_throw_raises_the_exception_and_finishes_the_iterator(impl: Impl, when: str, form: str) -> None:
+    """
+    Twisted's generator catches nothing: ``throw()`` raises the exception (made from
+    the arguments as any generator makes it) and the iterator is finished.
+    """
+    d: Any = impl.Deferred()
+    it = d.__await__()
+    if when != "unstarted":
+        assert next(it) is d
+    if when == "fired":
+        d.callback("unused")
+    error = KeyError("thrown")
+    args = {"instance": (error,), "class": (KeyError,), "class_and_value": (KeyError, "thrown")}[form]
+    with warnings.catch_warnings():
+        # CPython 3.12+ deprecates the (type, value, traceback) form, for generators too.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with pytest.raises(KeyError) as raised:
+            it.throw(*args)
+    if form == "instance":
+        assert raised.value is error
+    elif form == "class_and_value":
+        assert raised.value.args == ("thrown",)
+    with pytest.raises(StopIteration) as stop:
+        next(it)
+    assert stop.value.value is None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), (KeyError, None, None, None), (1,), (KeyError("k"), "value"), (KeyError, None, "not a traceback")],
+    ids=["none", "four", "not_an_exception", "instance_and_value", "bad_traceback"],
+)
+def test_throw_with_arguments_a_generator_refuses_leaves_the_iterator_as_it_was(
+    impl: Impl, args: tuple[Any, ...]
+) -> None:
+    d: Any = impl.Deferred()
+    it = d.__await__()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with pytest.raises(TypeError):
+            it.throw(*args)
+    assert next(it) is d
+
+
+def test_throwing_into_a_coroutine_waiting_on_a_deferred(impl: Impl) -> None:
+    d: Any = impl.Deferred()
+
+    async def waiter() -> object:
+        try:
+            await d
+        except KeyError as e:
+            return ("caught", e.args)
+        return "not reached"
+
+    coro = waiter()
+    assert coro.send(None) is d
+    with pytest.raises(StopIteration) as stop:
+        coro.throw(KeyError("k"))
+    assert stop.value.value == ("caught", ("k",))
+
+
 def test_live_await_iterators_are_distinct(impl: Impl) -> None:
     first: Any = impl.succeed("one")
     second: Any = impl.succeed("two")

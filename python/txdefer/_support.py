@@ -25,6 +25,18 @@ from txdefer._core import _cancellableInlineCallbacks
 from txdefer._deferred import Deferred
 
 
+def _exhausted():
+    return
+    yield  # a generator function
+
+
+#: A finished generator: its ``throw()`` raises what it is given, after checking the
+#: arguments as every generator's does (the await iterator's ``throw`` uses it).
+_EXHAUSTED = _exhausted()
+for _ in _EXHAUSTED:
+    pass
+
+
 def _call(func, result, args, kwargs):
     # Callback arguments that are not a plain tuple and dict: let Python unpack them,
     # so that errors read as they do in Twisted.
