@@ -129,7 +129,7 @@ impl DeferredIterator {
         // The Deferred's state is read through the iterator's own reference, which is
         // taken out of the iterator (not copied) if this step finishes it.  No Python
         // code runs while the two locks are held.
-        let (_deferred, result, info) = {
+        let (deferred, result, info) = {
             let mut slot = slf.get().d.try_lock().ok_or(InternalError::Busy)?;
             let Some(d) = slot.as_ref() else {
                 // Finished: as a finished generator, return None.
@@ -146,11 +146,22 @@ impl DeferredIterator {
             (slot.take().map(|d| d.into_bound(py)), result, info)
         };
         // The generator ends here, with the result or the failure's exception.
-        // (`_deferred`, a `Bound`, lets go of the Deferred when this returns; see
+        // (`deferred`, a `Bound`, lets go of the Deferred when this returns; see
         // `finish`.)
         Self::finish(slf);
         let result = result.unwrap_or_else(|| py.None().into_bound(py));
         if imports::is_failure(&result)? {
+            if let Some(deferred) = &deferred {
+                // Raised by Twisted's own generator, run on this Deferred: the
+                // same checks (its record of the failure must exist; it does not
+                // yet while the Deferred's own errbacks are running) and the same
+                // frames at the end of the traceback (`__iter__`, then the
+                // failure's `raiseException`).
+                let generator = twisted_iter(py)?.call1((deferred,))?;
+                generator.call_method0(intern!(py, "__next__"))?;
+                // It yielded: the Deferred changed under it (it cannot, as no
+                // Python code ran since its state was read); raise as below.
+            }
             // The failure is handled by whoever awaited it: not "unhandled".  Twisted
             // asserts that its record of the failure exists; it does not yet while
             // the Deferred's own errbacks are running.
@@ -177,6 +188,11 @@ impl DeferredIterator {
         // outside PyO3's own entry points (from `am_send`), where dropping a `Py`
         // would only queue it for PyO3's next entry.
         drop(taken.map(|d| d.into_bound(slf.py())));
+    }
+
+    /// The Deferred, if the iterator is not finished (a copy: `finish` takes it out).
+    fn take_for_throw<'py>(&self, py: Python<'py>) -> Option<Bound<'py, Deferred>> {
+        self.d.try_lock().and_then(|slot| slot.as_ref().map(|d| d.clone_ref(py).into_bound(py)))
     }
 
     /// Take the reference to the Deferred out of the lock.
@@ -227,17 +243,33 @@ impl DeferredIterator {
     /// `throw()`, which gives the same errors and warnings.
     #[pyo3(signature = (*args))]
     fn throw(slf: &Bound<'_, Self>, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<Py<PyAny>> {
-        // Arguments a generator refuses leave it as it was.
-        if throw_arguments_valid(args) {
-            Self::finish(slf);
-        }
         let py = slf.py();
-        let exhausted = EXHAUSTED_THROW.get_or_try_init(py, || {
-            Ok::<_, PyErr>(imports::support(py)?.getattr(intern!(py, "_EXHAUSTED"))?.getattr(intern!(py, "throw"))?.unbind())
-        })?;
-        // A finished generator's `throw()` raises what it is given; it returns
-        // nothing otherwise.
-        exhausted.bind(py).call1(args).map(Bound::unbind)
+        // Arguments a generator refuses leave it as it was; once finished, a
+        // generator raises what it is thrown without running any code.  A
+        // finished generator's `throw()` gives both.
+        let deferred = if throw_arguments_valid(args) { slf.get().take_for_throw(py) } else { None };
+        let Some(deferred) = deferred else {
+            let exhausted = EXHAUSTED_THROW.get_or_try_init(py, || {
+                Ok::<_, PyErr>(imports::support(py)?.getattr(intern!(py, "_EXHAUSTED"))?.getattr(intern!(py, "throw"))?.unbind())
+            })?;
+            return exhausted.bind(py).call1(args).map(Bound::unbind);
+        };
+        let started = slf.get().started.load(Ordering::Relaxed);
+        Self::finish(slf);
+        // Thrown into Twisted's own generator where this iterator stands, at its
+        // start or at its `yield self`: the exception propagates with that frame
+        // in its traceback, as from Twisted's.  The generator runs on the Deferred
+        // while it has no result to give, else on a stand-in that has none.
+        let waiting = {
+            let st = deferred.get().lock()?;
+            !st.called || st.paused != 0
+        };
+        let on = if waiting { deferred.into_any() } else { imports::support(py)?.getattr(intern!(py, "_UNFIRED"))? };
+        let generator = twisted_iter(py)?.call1((on,))?;
+        if started {
+            generator.call_method0(intern!(py, "__next__"))?;
+        }
+        generator.call_method1(intern!(py, "throw"), args).map(Bound::unbind)
     }
 
     /// Finish the iterator, as `close()` finishes a generator.
@@ -280,6 +312,17 @@ fn throw_arguments_valid(args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
     exc.cast::<PyType>()
         .is_ok_and(|cls| cls.is_subclass_of::<pyo3::exceptions::PyBaseException>().unwrap_or(false))
 }
+
+/// Twisted's own `Deferred.__iter__`, the generator function behind its `await`.
+fn twisted_iter(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    TWISTED_ITER
+        .get_or_try_init(py, || {
+            Ok::<_, PyErr>(imports::foreign(py)?.deferred_type.bind(py).getattr(intern!(py, "__iter__"))?.unbind())
+        })
+        .map(|f| f.bind(py))
+}
+
+static TWISTED_ITER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// The `throw` method of a finished generator (`_support._EXHAUSTED`).
 static EXHAUSTED_THROW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();

@@ -183,6 +183,45 @@ def test_throwing_into_a_coroutine_waiting_on_a_deferred(impl: Impl) -> None:
     assert stop.value.value == ("caught", ("k",))
 
 
+def _frames(error: BaseException) -> list[tuple[str, str]]:
+    import os
+    import traceback
+
+    return [(frame.name, os.path.basename(frame.filename)) for frame in traceback.extract_tb(error.__traceback__)]
+
+
+@pytest.mark.parametrize("how", ["failed_before", "thrown_in_waiting", "thrown_in_unstarted"])
+def test_an_awaited_failure_has_the_frames_of_Twisted_generator(impl: Impl, twisted: Impl, how: str) -> None:
+    """
+    The failure's exception comes out of Twisted's own ``Deferred.__iter__``
+    generator (run on the Deferred, or where the iterator stands), so the traceback
+    ends with the same frames as on Twisted: ``__iter__`` at ``yield self`` (or its
+    first line) for an exception thrown in, ``__iter__`` and the failure's
+    ``raiseException`` for a Deferred that has failed.
+    """
+
+    def frames_on(impl: Impl) -> list[tuple[str, str]]:
+        if how == "failed_before":
+            d: Any = impl.fail(KeyError("failed"))
+
+            async def waiter() -> None:
+                await d
+
+            with pytest.raises(KeyError) as raised:
+                waiter().send(None)
+        else:
+            it = impl.Deferred().__await__()
+            if how == "thrown_in_waiting":
+                next(it)
+            with pytest.raises(KeyError) as raised:
+                it.throw(KeyError("thrown"))
+        return _frames(raised.value)
+
+    ours, theirs = frames_on(impl), frames_on(twisted)
+    assert ours == theirs
+    assert ("__iter__", "defer.py") in theirs
+
+
 def test_live_await_iterators_are_distinct(impl: Impl) -> None:
     first: Any = impl.succeed("one")
     second: Any = impl.succeed("two")

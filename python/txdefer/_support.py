@@ -37,6 +37,18 @@ for _ in _EXHAUSTED:
     pass
 
 
+class _Unfired:
+    """Stands in for a Deferred without a result to give (``called`` is false)."""
+
+    called = False
+    paused = 0
+
+
+#: What the await iterator's ``throw`` runs Twisted's ``Deferred.__iter__`` on when
+#: the Deferred itself has a result it is not to give (see ``await_iter.rs``).
+_UNFIRED = _Unfired()
+
+
 def _call(func, result, args, kwargs):
     # Callback arguments that are not a plain tuple and dict: let Python unpack them,
     # so that errors read as they do in Twisted.
