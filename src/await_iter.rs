@@ -129,7 +129,7 @@ impl DeferredIterator {
         // The Deferred's state is read through the iterator's own reference, which is
         // taken out of the iterator (not copied) if this step finishes it.  No Python
         // code runs while the two locks are held.
-        let (deferred, result, info) = {
+        let (_deferred, result, info) = {
             let mut slot = slf.get().d.try_lock().ok_or(InternalError::Busy)?;
             let Some(d) = slot.as_ref() else {
                 // Finished: as a finished generator, return None.
@@ -146,22 +146,16 @@ impl DeferredIterator {
             (slot.take().map(|d| d.into_bound(py)), result, info)
         };
         // The generator ends here, with the result or the failure's exception.
-        // (`deferred`, a `Bound`, lets go of the Deferred when this returns; see
+        // (`_deferred`, a `Bound`, lets go of the Deferred when this returns; see
         // `finish`.)
         Self::finish(slf);
         let result = result.unwrap_or_else(|| py.None().into_bound(py));
         if imports::is_failure(&result)? {
-            if let Some(deferred) = &deferred {
-                // Raised by Twisted's own generator, run on this Deferred: the
-                // same checks (its record of the failure must exist; it does not
-                // yet while the Deferred's own errbacks are running) and the same
-                // frames at the end of the traceback (`__iter__`, then the
-                // failure's `raiseException`).
-                let generator = twisted_iter(py)?.call1((deferred,))?;
-                generator.call_method0(intern!(py, "__next__"))?;
-                // It yielded: the Deferred changed under it (it cannot, as no
-                // Python code ran since its state was read); raise as below.
-            }
+            // Not by way of Twisted's generator (as `throw` goes): its `__iter__`
+            // frame followed by `raiseException` is the pattern by which trial's
+            // reporter recognises a test that raised at once, and it then trims
+            // six frames, counting one for Twisted's `maybeDeferred`, which is
+            // compiled here and has none; it would trim the test's own frame.
             // The failure is handled by whoever awaited it: not "unhandled".  Twisted
             // asserts that its record of the failure exists; it does not yet while
             // the Deferred's own errbacks are running.
@@ -238,9 +232,10 @@ impl DeferredIterator {
 
     /// Raise an exception "at the `yield`", as Twisted's generator does: nothing
     /// in it catches one, so the iterator finishes and the exception propagates.
-    /// The arguments (an exception, or a class with an optional value and
-    /// traceback) are checked, and the exception made, by a generator's own
-    /// `throw()`, which gives the same errors and warnings.
+    /// It is thrown into Twisted's own generator, so the arguments (an exception,
+    /// or a class with an optional value and traceback) are checked, and the
+    /// exception made, by a generator's `throw()` (the same errors and warnings),
+    /// and the traceback gets the same `__iter__` frame.
     #[pyo3(signature = (*args))]
     fn throw(slf: &Bound<'_, Self>, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<Py<PyAny>> {
         let py = slf.py();

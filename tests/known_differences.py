@@ -8,13 +8,16 @@ The README's compatibility table shows the same differences.
 
 _TRIAL_TRIMS_DEFERRED_FRAMES = (
     "trial's reporter trims the top of a failing asynchronous test's traceback by "
-    "matching the frames of Twisted's Deferred: a generator frame '__iter__' in "
-    "defer.py, then '_runCallbacks' (an error in a callback) or 'raiseException' and "
-    "'maybeDeferred' (a test raising at once).  txdefer's await iterator, callback "
-    "loop and maybeDeferred are compiled and have no frames, so nothing matches and "
-    "the report keeps trial's own frames at the top: '_deferSetUpAndRun' (and "
-    "'raiseException' and two 'runWithWarningsSuppressed' for a test raising at "
-    "once).  The frames of the test's own code are the same."
+    "matching the frames of Twisted's Deferred: '_deferSetUpAndRun', then the "
+    "generator frame '__iter__' (defer.py), then '_runCallbacks' (an error in a "
+    "callback: three frames trimmed) or 'raiseException' (a test raising at once: six "
+    "trimmed, counting 'maybeDeferred' and two 'runWithWarningsSuppressed').  "
+    "txdefer's callback loop and maybeDeferred are compiled and have no frames, so "
+    "the report keeps trial's own frames on top: '_deferSetUpAndRun' and '__iter__' "
+    "for an error in a callback; for a test raising at once '_deferSetUpAndRun', "
+    "'raiseException' and the two 'runWithWarningsSuppressed' (awaiting a Deferred "
+    "that has failed adds no '__iter__' frame, or trial would trim six frames of five "
+    "and lose the test's own).  The frames of the test's own code are all there."
 )
 
 #: Twisted's own test modules, run with txdefer installed: trial test id -> reason.
