@@ -302,7 +302,7 @@ fn throw_arguments_valid(args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
         return false;
     }
     if exc.is_instance_of::<pyo3::exceptions::PyBaseException>() {
-        return value.is_none_or(|value| value.is_none());
+        return value.map_or(true, |value| value.is_none());
     }
     exc.cast::<PyType>()
         .is_ok_and(|cls| cls.is_subclass_of::<pyo3::exceptions::PyBaseException>().unwrap_or(false))
