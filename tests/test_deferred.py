@@ -1248,6 +1248,21 @@ def test_pickle_state_is_what_Twisted_instance_dict_holds(impl: Impl, twisted: I
             assert getattr(clone, "result", None) == getattr(model, "result", None)
 
 
+@pytest.mark.parametrize("how", ["copy", "deepcopy"])
+def test_copy_of_a_subclass_with_slots_keeps_them(impl: Impl, how: str) -> None:
+    import copy
+
+    class Slotted(impl.Deferred):  # type: ignore[name-defined,misc]
+        __slots__ = ("slot",)
+
+    d: Any = Slotted()
+    d.slot = "in a slot"
+    d.label = "in the dict"
+    d.callback(1)
+    clone: Any = getattr(copy, how)(d)
+    assert (clone.slot, clone.label, clone.result) == ("in a slot", "in the dict", 1)
+
+
 def test_pickle_uses_a_reduce_defined_by_a_subclass(impl: Impl) -> None:
     class Reduced(impl.Deferred):  # type: ignore[name-defined,misc]
         def __reduce__(self) -> Any:

@@ -196,16 +196,18 @@ class DeferredList(Deferred):
     def __getstate__(self):
         # Twisted's instance ``__dict__``: the collector's attributes in place of it.
         state = super().__getstate__()
-        if state.pop("_collector", None) is not None:
+        values = state[0] if isinstance(state, tuple) else state  # (dict, slots)
+        if values.pop("_collector", None) is not None:
             for name in _COLLECTOR_FIELDS:
-                state[name] = getattr(self, name)
+                values[name] = getattr(self, name)
         return state
 
     def __setstate__(self, state):
         # A collector for the members whose callbacks (``_cbDeferred``) come with
         # them; it adds no callback itself.
         if "_collector" not in self.__dict__:
-            results = state.get("resultList")
+            values = state[0] if isinstance(state, tuple) else state
+            results = (values or {}).get("resultList")
             _collect(self, [], results if isinstance(results, list) else [], False, False, False, True)
         super().__setstate__(state)
 

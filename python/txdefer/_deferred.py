@@ -32,7 +32,7 @@ class Deferred(_core.DeferredBase[_T]):
         refs = weakref.getweakrefs(self)
         return refs[0] if refs else None
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> Any:
         """
         What Twisted's ``Deferred`` pickles: its instance ``__dict__``, which holds
         ``_callbacks`` (a list of ``((callback, args, kwargs), (errback, args,
@@ -40,7 +40,15 @@ class Deferred(_core.DeferredBase[_T]):
         class-level default (``called``, ``result``, ``paused``, ``_chainedTo``,
         ``_debugInfo``...), then the instance's own attributes.
         """
-        return _state(self)
+        state = _state(self)
+        # As ``object.__getstate__`` does for a subclass with ``__slots__``: their
+        # values beside the dict.
+        slots = {
+            name: getattr(self, name)
+            for name in copyreg._slotnames(type(self))  # type: ignore[attr-defined]
+            if hasattr(self, name)
+        }
+        return (state, slots) if slots else state
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
         # Pickle protocols 0 and 1 rebuild an instance with ``object.__new__``,
@@ -51,11 +59,17 @@ class Deferred(_core.DeferredBase[_T]):
             return super().__reduce_ex__(protocol)
         return (copyreg.__newobj__, (type(self),), self.__getstate__())
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
+    def __setstate__(self, state: Any) -> None:
         # Twisted's Deferred has no ``__setstate__``: unpickling updates its
-        # ``__dict__``.  Here each attribute is assigned, so the state of a Deferred
+        # ``__dict__`` (and sets the ``__slots__`` of a subclass, given as a second
+        # dict).  Here each attribute is assigned, so the state of a Deferred
         # pickled by Twisted's own class loads as well.
-        for name, value in state.items():
+        slots: dict[str, Any] = {}
+        if isinstance(state, tuple):
+            state, slots = state
+        for name, value in (state or {}).items():
+            setattr(self, name, value)
+        for name, value in (slots or {}).items():
             setattr(self, name, value)
 
 
