@@ -118,6 +118,17 @@ def test_copy_and_pickle_keep_the_attributes(impl: Impl, how: str) -> None:
     assert fired_with(q.get()) == "a"
 
 
+@pytest.mark.parametrize("how", ["copy", "deepcopy"])
+@pytest.mark.parametrize("kind", ["DeferredLock", "DeferredSemaphore", "DeferredQueue"])
+def test_copy_of_a_subclass_with_slots_keeps_them(impl: Impl, kind: str, how: str) -> None:
+    base = getattr(impl, kind)
+    slotted = type("Slotted", (base,), {"__slots__": ("slot",)})
+    primitive = slotted(2) if kind == "DeferredSemaphore" else slotted()
+    primitive.slot = "in a slot"
+    clone = getattr(copy, how)(primitive)
+    assert clone.slot == "in a slot"
+
+
 # -- subclasses and unusual values ------------------------------------------------------
 
 

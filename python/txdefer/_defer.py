@@ -47,7 +47,7 @@ from txdefer._core import (  # noqa: F401  (re-exported)
     passthru,
     succeed,
 )
-from txdefer._deferred import Deferred
+from txdefer._deferred import Deferred, _set_state, _with_slots
 from txdefer._support import (  # noqa: F401  (re-exported)
     _cancellableInlineCallbacks,
     inlineCallbacks,
@@ -333,11 +333,10 @@ class _KeptBySlots:
     def __getstate__(self):
         state = self._slot_items(type(self).FIELDS)
         state.update(self.__dict__)
-        return state
+        return _with_slots(self, state)
 
     def __setstate__(self, state):
-        for name, value in state.items():
-            setattr(self, name, value)
+        _set_state(self, state)
 
 
 class DeferredLock(_KeptBySlots, _core.LockBase, _ConcurrencyPrimitive):

@@ -40,15 +40,7 @@ class Deferred(_core.DeferredBase[_T]):
         class-level default (``called``, ``result``, ``paused``, ``_chainedTo``,
         ``_debugInfo``...), then the instance's own attributes.
         """
-        state = _state(self)
-        # As ``object.__getstate__`` does for a subclass with ``__slots__``: their
-        # values beside the dict.
-        slots = {
-            name: getattr(self, name)
-            for name in copyreg._slotnames(type(self))  # type: ignore[attr-defined]
-            if hasattr(self, name)
-        }
-        return (state, slots) if slots else state
+        return _with_slots(self, _state(self))
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
         # Pickle protocols 0 and 1 rebuild an instance with ``object.__new__``,
@@ -64,13 +56,7 @@ class Deferred(_core.DeferredBase[_T]):
         # ``__dict__`` (and sets the ``__slots__`` of a subclass, given as a second
         # dict).  Here each attribute is assigned, so the state of a Deferred
         # pickled by Twisted's own class loads as well.
-        slots: dict[str, Any] = {}
-        if isinstance(state, tuple):
-            state, slots = state
-        for name, value in (state or {}).items():
-            setattr(self, name, value)
-        for name, value in (slots or {}).items():
-            setattr(self, name, value)
+        _set_state(self, state)
 
 
 _NO_RESULT = object()
@@ -103,6 +89,29 @@ def _state(d: Deferred[Any]) -> dict[str, Any]:
         state["result"] = result
     state.update(d.__dict__)
     return state
+
+
+def _with_slots(obj: object, state: dict[str, Any]) -> Any:
+    """
+    ``state``, and beside it the ``__slots__`` a subclass defines, if any are set:
+    the form ``object.__getstate__`` gives, ``(dict, slots)``.
+    """
+    slots = {
+        name: getattr(obj, name)
+        for name in copyreg._slotnames(type(obj))  # type: ignore[attr-defined]
+        if hasattr(obj, name)
+    }
+    return (state, slots) if slots else state
+
+
+def _set_state(obj: object, state: Any) -> None:
+    """Assign each attribute of ``state`` (a dict, or ``(dict, slots)``)."""
+    slots: dict[str, Any] | None = None
+    if isinstance(state, tuple):
+        state, slots = state
+    for part in (state, slots):
+        for name, value in (part or {}).items():
+            setattr(obj, name, value)
 
 
 Deferred.__module__ = "txdefer"
