@@ -1601,3 +1601,19 @@ def test_succeed_is_the_same_however_it_is_called(impl: Impl, call: Any, value: 
 def test_succeed_with_wrong_arguments_is_a_TypeError(impl: Impl, call: Any) -> None:
     with pytest.raises(TypeError):
         call(impl.succeed)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["called", "paused", "_callbacks", "_canceller", "_chainedTo", "_debugInfo", "_suppressAlreadyCalled", "_runningCallbacks"],
+)
+def test_deleting_a_state_attribute_raises_and_changes_nothing(ours: Impl, name: str) -> None:
+    """The README's ``vars(d)`` row: unlike Twisted's instance attributes, these cannot be deleted."""
+    d: Any = ours.succeed("kept")
+    d.pause()
+    before = getattr(d, name)
+    with pytest.raises(AttributeError):
+        delattr(d, name)
+    after = getattr(d, name)
+    assert after == before or name == "_callbacks"  # a fresh view of the same chain
+    assert (d.called, d.paused, d.result) == (True, 1, "kept")
