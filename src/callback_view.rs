@@ -9,7 +9,7 @@
 
 use pyo3::exceptions::{PyIndexError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyList, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
 use crate::callbacks::{Call, Entry, Native};
@@ -163,9 +163,12 @@ fn render<'py>(py: Python<'py>, entry: &Entry) -> PyResult<Bound<'py, PyTuple>> 
         Entry::Continue(d) => continue_pair(py, d.bind(py).clone().into_any()),
         Entry::ForeignContinue(d) => continue_pair(py, d.bind(py).clone()),
         Entry::Native(Native::ListMember(collector, index)) => {
-            let cb = collector.bind(py).clone().into_any();
-            let on_success = PyTuple::new(py, [cb.clone(), (*index, true).into_pyobject(py)?.into_any(), PyDict::new(py).into_any()])?;
-            let on_failure = PyTuple::new(py, [cb, (*index, false).into_pyobject(py)?.into_any(), PyDict::new(py).into_any()])?;
+            // As Twisted's `addCallbacks(self._cbDeferred, self._cbDeferred,
+            // callbackArgs=(index, True), errbackArgs=(index, False))` leaves it.
+            let cb = crate::deferred_list::Collector::shown_callback(collector.bind(py))?;
+            let none_kwargs = imports::foreign(py)?.none_kwargs.bind(py).clone();
+            let on_success = PyTuple::new(py, [cb.clone(), (*index, true).into_pyobject(py)?.into_any(), none_kwargs.clone()])?;
+            let on_failure = PyTuple::new(py, [cb, (*index, false).into_pyobject(py)?.into_any(), none_kwargs])?;
             PyTuple::new(py, [on_success, on_failure])
         }
         Entry::Native(n) => {
@@ -173,10 +176,14 @@ fn render<'py>(py: Python<'py>, entry: &Entry) -> PyResult<Bound<'py, PyTuple>> 
             PyTuple::new(py, [t.clone(), t])
         }
         Entry::Chain(d) => {
+            // As Twisted's `addCallbacks(d.callback, d.errback)` leaves it, with its
+            // shared empty keyword mapping.
             let d = d.bind(py);
-            let cb = Call::new(d.getattr(intern!(py, "callback"))?, None, None)?;
-            let eb = Call::new(d.getattr(intern!(py, "errback"))?, None, None)?;
-            PyTuple::new(py, [cb.triple(py)?, eb.triple(py)?])
+            let none_kwargs = imports::foreign(py)?.none_kwargs.bind(py).clone();
+            let empty = PyTuple::empty(py).into_any();
+            let cb = PyTuple::new(py, [d.getattr(intern!(py, "callback"))?, empty.clone(), none_kwargs.clone()])?;
+            let eb = PyTuple::new(py, [d.getattr(intern!(py, "errback"))?, empty, none_kwargs])?;
+            PyTuple::new(py, [cb, eb])
         }
     }
 }

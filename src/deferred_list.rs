@@ -44,6 +44,18 @@ impl Collector {
     fn lock(&self) -> Result<GilGuard<'_, Flags>, InternalError> {
         self.flags.try_lock().ok_or(InternalError::Busy)
     }
+
+    /// What a member's callback chain shows for this collector: Twisted's
+    /// `list._cbDeferred`, bound to the list (which calls back into the collector),
+    /// or the collector itself once the list has let go of it.
+    pub fn shown_callback<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let list = slf.get().lock()?.list.as_ref().map(|list| list.clone_ref(py));
+        match list {
+            Some(list) => list.bind(py).getattr(intern!(py, "_cbDeferred")),
+            None => Ok(slf.clone().into_any()),
+        }
+    }
 }
 
 /// Twisted's `DeferredList._cbDeferred(result, index, succeeded)`.

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from twisted.python.failure import Failure
 
-from tests.impls import Impl, describe, fired_with, result_of
+from tests.impls import SUBCLASS, Impl, describe, fired_with, result_of
 
 
 def _results(result: list[tuple[bool, object]]) -> list[tuple[bool, object]]:
@@ -157,6 +157,44 @@ def test_DeferredList_with_duplicate_deferred(impl: Impl) -> None:
 
 
 # -- gatherResults ----------------------------------------------------------------------
+
+
+def test_DeferredList_member_callbacks_look_as_in_Twisted(impl: Impl) -> None:
+    """
+    While the list waits, a member's entry is Twisted's: the list's bound
+    ``_cbDeferred`` with ``(index, True)`` / ``(index, False)`` and Twisted's empty
+    keyword mapping; calling it collects the result.
+    """
+    from types import MappingProxyType
+
+    members = [impl.Deferred(), impl.Deferred()]
+    dl: Any = impl.DeferredList(members)
+    ((callback, cargs, ckwargs), (errback, eargs, ekwargs)), = members[1]._callbacks
+    assert callback == errback == dl._cbDeferred
+    assert (cargs, eargs) == ((1, True), (1, False))
+    assert dict(ckwargs) == dict(ekwargs) == {}
+    if impl is not SUBCLASS:
+        # A subclass's members go through ``addCallbacks``, whose missing keywords
+        # show as a dict (the README's ``_callbacks`` row).
+        assert type(ckwargs) is type(ekwargs) is MappingProxyType
+    members[0].callback("first")
+    assert callback("second", *cargs) == "second"
+    assert fired_with(dl) == [(True, "first"), (True, "second")]
+
+
+def test_chainDeferred_entry_has_Twisted_keyword_mapping(impl: Impl) -> None:
+    from types import MappingProxyType
+
+    d: Any = impl.Deferred()
+    target: Any = impl.Deferred()
+    d.chainDeferred(target)
+    ((callback, cargs, ckwargs), (errback, eargs, ekwargs)), = d._callbacks
+    assert (callback.__name__, errback.__name__) == ("callback", "errback")
+    assert (cargs, eargs) == ((), ())
+    assert dict(ckwargs) == dict(ekwargs) == {}
+    if impl is not SUBCLASS:
+        # A subclass may override ``callback``: chaining goes through ``addCallbacks``.
+        assert type(ckwargs) is type(ekwargs) is MappingProxyType
 
 
 def test_DeferredList_flags_read_as_the_objects_given(impl: Impl) -> None:
