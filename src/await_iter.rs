@@ -13,6 +13,11 @@
 //! which calls `tp_iternext`) it raises `StopIteration(result)`, bare for `None`, as
 //! a generator's return does; its `tp_iternext` makes that exception directly, not
 //! through PyO3's error type.
+//!
+//! It has a generator's protocol besides: `send()` refuses a value before the
+//! first step, `close()` finishes it, and `throw()` throws into Twisted's own
+//! generator, started where this iterator stands, so that the exception leaves
+//! with the same `__iter__` frame in its traceback as from Twisted's.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -184,8 +189,9 @@ impl DeferredIterator {
         drop(taken.map(|d| d.into_bound(slf.py())));
     }
 
-    /// The Deferred, if the iterator is not finished (a copy: `finish` takes it out).
-    fn take_for_throw<'py>(&self, py: Python<'py>) -> Option<Bound<'py, Deferred>> {
+    /// The Deferred awaited, if the iterator is not finished (a new reference; the
+    /// iterator keeps its own until `finish`).
+    fn awaited<'py>(&self, py: Python<'py>) -> Option<Bound<'py, Deferred>> {
         self.d.try_lock().and_then(|slot| slot.as_ref().map(|d| d.clone_ref(py).into_bound(py)))
     }
 
@@ -242,7 +248,7 @@ impl DeferredIterator {
         // Arguments a generator refuses leave it as it was; once finished, a
         // generator raises what it is thrown without running any code.  A
         // finished generator's `throw()` gives both.
-        let deferred = if throw_arguments_valid(args) { slf.get().take_for_throw(py) } else { None };
+        let deferred = if throw_arguments_valid(args) { slf.get().awaited(py) } else { None };
         let Some(deferred) = deferred else {
             let exhausted = EXHAUSTED_THROW.get_or_try_init(py, || {
                 Ok::<_, PyErr>(imports::support(py)?.getattr(intern!(py, "_EXHAUSTED"))?.getattr(intern!(py, "throw"))?.unbind())
