@@ -245,18 +245,15 @@ impl DeferredIterator {
     #[pyo3(signature = (*args))]
     fn throw(slf: &Bound<'_, Self>, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
-        // Arguments a generator refuses leave it as it was; once finished, a
-        // generator raises what it is thrown without running any code.  A
-        // finished generator's `throw()` gives both.
-        let deferred = if throw_arguments_valid(args) { slf.get().awaited(py) } else { None };
-        let Some(deferred) = deferred else {
+        let Some(deferred) = slf.get().awaited(py) else {
+            // Finished: a finished generator raises what it is thrown (after checking
+            // the arguments) without running any code.
             let exhausted = EXHAUSTED_THROW.get_or_try_init(py, || {
                 Ok::<_, PyErr>(imports::support(py)?.getattr(intern!(py, "_EXHAUSTED"))?.getattr(intern!(py, "throw"))?.unbind())
             })?;
             return exhausted.bind(py).call1(args).map(Bound::unbind);
         };
         let started = slf.get().started.load(Ordering::Relaxed);
-        Self::finish(slf);
         // Thrown into Twisted's own generator where this iterator stands, at its
         // start or at its `yield self`: the exception propagates with that frame
         // in its traceback, as from Twisted's.  The generator runs on the Deferred
@@ -270,7 +267,13 @@ impl DeferredIterator {
         if started {
             generator.call_method0(intern!(py, "__next__"))?;
         }
-        generator.call_method1(intern!(py, "throw"), args).map(Bound::unbind)
+        let outcome = generator.call_method1(intern!(py, "throw"), args);
+        // The generator finished (it catches nothing), unless it refused the
+        // arguments, which leaves it, and so this iterator, as it was.
+        if generator.getattr(intern!(py, "gi_frame"))?.is_none() {
+            Self::finish(slf);
+        }
+        outcome.map(Bound::unbind)
     }
 
     /// Finish the iterator, as `close()` finishes a generator.
@@ -289,29 +292,6 @@ impl DeferredIterator {
         // Only let go of the Deferred: an object being cleared is not made the spare.
         drop(self.take());
     }
-}
-
-/// Would a generator's `throw(*args)` get as far as raising an exception into the
-/// generator?  It refuses, without touching the generator, a wrong number of
-/// arguments, a traceback that is not one, a value beside an exception instance,
-/// and a first argument that is neither an exception class nor an instance.
-fn throw_arguments_valid(args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
-    use pyo3::types::{PyTraceback, PyType};
-    let items: Vec<Bound<'_, PyAny>> = args.iter().collect();
-    let (exc, value, tb) = match items.as_slice() {
-        [exc] => (exc, None, None),
-        [exc, value] => (exc, Some(value), None),
-        [exc, value, tb] => (exc, Some(value), Some(tb)),
-        _ => return false,
-    };
-    if tb.is_some_and(|tb| !tb.is_none() && !tb.is_instance_of::<PyTraceback>()) {
-        return false;
-    }
-    if exc.is_instance_of::<pyo3::exceptions::PyBaseException>() {
-        return value.map_or(true, |value| value.is_none());
-    }
-    exc.cast::<PyType>()
-        .is_ok_and(|cls| cls.is_subclass_of::<pyo3::exceptions::PyBaseException>().unwrap_or(false))
 }
 
 /// Twisted's own `Deferred.__iter__`, the generator function behind its `await`.
