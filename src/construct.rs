@@ -62,11 +62,30 @@ fn new_alone(py: Python<'_>, cls: &Bound<'_, PyType>) -> bool {
     if crate::debug_flag::public_switch(cls) != Some(false) {
         return false;
     }
+    compiled_new(py, cls)
+}
+
+/// Does `cls` still have the compiled `__new__` and `__init__` (`has_compiled_new`)?
+#[inline]
+fn compiled_new(py: Python<'_>, cls: &Bound<'_, PyType>) -> bool {
     // Assigning `__new__` or `__init__` to the class (or to a class in its MRO)
     // gives it a new version tag: while the tag is the one seen with both slots
     // compiled, they still are.
     let tag = crate::debug_flag::version_tag(cls);
     (tag != 0 && tag == COMPILED_NEW_TAG.load(Ordering::Relaxed)) || verify_compiled_new(py, cls, tag)
+}
+
+/// `Deferred.__init__(d)`, as the `__init__` of a subclass calls it (Twisted's
+/// `DeferredList` does): the compiled `__init__` directly while the public class
+/// has it, else whatever `Deferred.__init__` now is.
+pub fn init_as_public(d: &Bound<'_, Deferred>) -> PyResult<()> {
+    let py = d.py();
+    let cls = public_type(py)?;
+    if compiled_new(py, cls) {
+        return Deferred::__init__(d, None);
+    }
+    cls.getattr(pyo3::intern!(py, "__init__"))?.call1((d,))?;
+    Ok(())
 }
 
 /// The public class's version tag when `has_compiled_new` last held for it (0: not

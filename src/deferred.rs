@@ -400,7 +400,7 @@ impl Deferred {
     /// `canceller` is called by `cancel()` with this Deferred; if it does not fire the
     /// Deferred (or there is none), `cancel()` errbacks it with `CancelledError`.
     #[pyo3(signature = (canceller=None))]
-    fn __init__(slf: &Bound<'_, Self>, canceller: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+    pub(crate) fn __init__(slf: &Bound<'_, Self>, canceller: Option<Bound<'_, PyAny>>) -> PyResult<()> {
         let py = slf.py();
         let mut canceller = canceller.filter(|c| !c.is_none()).map(Bound::unbind);
         if crate::debug_flag::class_switch(slf.as_any()) == Some(false) {

@@ -201,6 +201,52 @@ impl Collector {
     }
 }
 
+/// Twisted's `DeferredList.__init__`, in one native call from the Python class's
+/// `__init__` (which gives the defaults), in Twisted's order: `_deferredList` is
+/// `list(deferredList)`, `resultList` as many `None`s, `Deferred.__init__(self)`, an
+/// empty list fires at once with `[]` (unless `fireOnOneCallback`), the three flags go
+/// into the instance `__dict__` as given, then every member gets the list's callback
+/// (`collect`).
+#[pyfunction]
+#[pyo3(name = "_start_list")]
+pub fn start_list<'py>(
+    list: &Bound<'py, Deferred>,
+    deferred_list: &Bound<'py, PyAny>,
+    fire_on_one_callback: &Bound<'py, PyAny>,
+    fire_on_one_errback: &Bound<'py, PyAny>,
+    consume_errors: &Bound<'py, PyAny>,
+    via_python: bool,
+) -> PyResult<()> {
+    let py = list.py();
+    let members = match deferred_list.cast_exact::<PyList>() {
+        Ok(given) => given.get_slice(0, given.len()),
+        Err(_) => PyList::new(py, deferred_list.try_iter()?.collect::<PyResult<Vec<_>>>()?)?,
+    };
+    let results = PyList::new(py, (0..members.len()).map(|_| py.None()))?;
+    list.setattr(intern!(py, "_deferredList"), &members)?;
+    list.setattr(intern!(py, "resultList"), &results)?;
+    crate::construct::init_as_public(list)?;
+    if members.is_empty() && !fire_on_one_callback.is_truthy()? {
+        list.call_method1(intern!(py, "callback"), (PyList::empty(py),))?;
+    }
+    // As given, where Twisted keeps them; the class's descriptors (which read them
+    // back) are bypassed, as they would look for the collector.
+    let namespace = list.getattr(intern!(py, "__dict__"))?;
+    namespace.set_item(intern!(py, "fireOnOneCallback"), fire_on_one_callback)?;
+    namespace.set_item(intern!(py, "fireOnOneErrback"), fire_on_one_errback)?;
+    namespace.set_item(intern!(py, "consumeErrors"), consume_errors)?;
+    collect(
+        list.clone().into_any(),
+        members,
+        results,
+        fire_on_one_callback.is_truthy()?,
+        fire_on_one_errback.is_truthy()?,
+        consume_errors.is_truthy()?,
+        via_python,
+    )?;
+    Ok(())
+}
+
 /// Start collecting: create the collector of `list` (a `DeferredList`) and add its
 /// callback to every member, in order; members that have already fired are collected
 /// at once.  `via_python` makes every member go through `list._cbDeferred` (for
@@ -256,6 +302,13 @@ pub fn collect<'py>(
             };
             member.call_method(intern!(py, "addCallbacks"), (&callback, &callback), Some(&kwargs))?;
         }
+    }
+    // A list that has fired already (an empty one fires before it collects) no
+    // longer needs to be reached from the collector: without the reference, the two
+    // are not a cycle, and are freed as soon as the program lets go of the list.
+    if is_called(&list)? {
+        let old = collector.get().lock()?.list.take();
+        drop(old);
     }
     Ok(collector)
 }

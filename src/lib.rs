@@ -154,7 +154,7 @@ mod _core {
     #[pymodule_export]
     use super::shortcuts::{fail, maybe_deferred};
     #[pymodule_export]
-    use super::deferred_list::{collect, parse_deferred_list_result, Collector};
+    use super::deferred_list::{collect, parse_deferred_list_result, start_list, Collector};
     #[pymodule_export]
     use super::slots::{Field, Slots};
     #[pymodule_export]

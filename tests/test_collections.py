@@ -6,7 +6,9 @@ Helpers built on ``Deferred``: ``DeferredList`` (every flag), ``gatherResults``,
 from __future__ import annotations
 
 import copy
+import gc
 import pickle
+import weakref
 from typing import Any
 
 import pytest
@@ -62,6 +64,70 @@ def test_DeferredList_of_already_fired_deferreds(impl: Impl) -> None:
 def test_DeferredList_takes_any_iterable(impl: Impl) -> None:
     ds = (impl.succeed(i) for i in range(3))
     assert fired_with(impl.DeferredList(ds)) == [(True, 0), (True, 1), (True, 2)]
+
+
+def test_DeferredList_refuses_what_is_not_iterable_as_list_does(impl: Impl) -> None:
+    with pytest.raises(TypeError) as raised:
+        impl.DeferredList(5)
+    assert str(raised.value) == "'int' object is not iterable"
+
+
+def test_DeferredList_copies_the_list_it_is_given(impl: Impl) -> None:
+    ds = [impl.Deferred()]
+    dl: Any = impl.DeferredList(ds)
+    ds.append(impl.Deferred())
+    assert dl._deferredList == ds[:1]
+    assert dl._deferredList is not ds
+    assert dl.resultList == [None]
+
+
+def test_DeferredList_runs_Deferred_init_and_callback_as_Twisted_does(
+    impl: Impl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    ``DeferredList.__init__`` calls ``Deferred.__init__(self)`` (whatever it is
+    now), and fires an empty list through ``self.callback``, which a subclass can
+    override.
+    """
+    calls: list[object] = []
+    original = impl.module.Deferred.__init__
+
+    def recording_init(self: Any, *args: Any) -> None:
+        calls.append(("__init__", args))
+        original(self, *args)
+
+    class Overriding(impl.DeferredList):  # type: ignore[name-defined, misc]
+        def callback(self, result: Any) -> None:
+            calls.append(("callback", result))
+            super().callback(result)
+
+    monkeypatch.setattr(impl.module.Deferred, "__init__", recording_init)
+    dl = Overriding([])
+    assert calls == [("__init__", ()), ("callback", [])]
+    assert fired_with(dl) == []
+    monkeypatch.undo()
+    calls.clear()
+    assert fired_with(Overriding([])) == []
+    assert calls == [("callback", [])]
+
+
+@pytest.mark.parametrize("members", [0, 1], ids=["empty", "one_fired"])
+def test_DeferredList_that_has_fired_is_freed_without_the_cycle_collector(
+    impl: Impl, members: int
+) -> None:
+    """
+    A list that fired while it was made (empty, or every member fired) is no
+    reference cycle: it goes as soon as the program lets go of it.
+    """
+    gc.disable()
+    try:
+        dl: Any = impl.DeferredList([impl.succeed(i) for i in range(members)])
+        assert dl.called
+        ref = weakref.ref(dl)
+        del dl
+        assert ref() is None
+    finally:
+        gc.enable()
 
 
 def test_DeferredList_fireOnOneCallback(impl: Impl) -> None:

@@ -1,6 +1,6 @@
 """Type stub for the compiled module ``txdefer._core``."""
 
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar, final, overload
 
 from twisted.python.failure import Failure
@@ -203,6 +203,7 @@ __all__ = [
     "_InlineResume",
     "_ListCollector",
     "_collect",
+    "_start_list",
     "_parseDeferredListResult",
     "ensureDeferred",
     "_cancellableInlineCallbacks",
@@ -257,6 +258,14 @@ def _collect(
     consume_errors: bool,
     via_python: bool,
 ) -> _ListCollector: ...
+def _start_list(
+    list: DeferredBase[Any],
+    deferred_list: Iterable[Any],
+    fire_on_one_callback: object,
+    fire_on_one_errback: object,
+    consume_errors: object,
+    via_python: bool,
+) -> None: ...
 def _parseDeferredListResult(
     resultList: list[tuple[bool, _T]], fireOnOneErrback: bool = False, /
 ) -> list[_T]: ...

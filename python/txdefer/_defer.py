@@ -38,6 +38,7 @@ from txdefer import _core
 from txdefer._core import (  # noqa: F401  (re-exported)
     _DEFERRED_SUBCLASSES,
     _collect,
+    _start_list,
     _failthru,
     _is_deferred,
     _parseDeferredListResult,
@@ -165,32 +166,17 @@ class DeferredList(Deferred):
         fireOnOneErrback=False,
         consumeErrors=False,
     ):
-        self._deferredList = list(deferredList)
-        # The final result, in progress: None until the Deferred at the same index
-        # has fired, then a (success, result) pair.
-        self.resultList = [None] * len(self._deferredList)
-
-        Deferred.__init__(self)
-        if len(self._deferredList) == 0 and not fireOnOneCallback:
-            self.callback([])
-
-        # The flags as given, where Twisted keeps them (the collector keeps their
-        # truth values), before any member's callback can read them.
-        namespace = self.__dict__
-        namespace["fireOnOneCallback"] = fireOnOneCallback
-        namespace["fireOnOneErrback"] = fireOnOneErrback
-        namespace["consumeErrors"] = consumeErrors
-
+        # Twisted's steps, in its order, in one native call (``_start_list``).
         # Every member gets a native callback, unless a subclass overrides
         # _cbDeferred: then it is called, as in Twisted.
-        _collect(
+        cls = type(self)
+        _start_list(
             self,
-            self._deferredList,
-            self.resultList,
-            bool(fireOnOneCallback),
-            bool(fireOnOneErrback),
-            bool(consumeErrors),
-            type(self)._cbDeferred is not DeferredList._cbDeferred,
+            deferredList,
+            fireOnOneCallback,
+            fireOnOneErrback,
+            consumeErrors,
+            cls is not DeferredList and cls._cbDeferred is not DeferredList._cbDeferred,
         )
 
     def __getstate__(self):

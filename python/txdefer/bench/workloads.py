@@ -351,6 +351,24 @@ def gather_1000(ns: ModuleType) -> Case:
     return Case(go)
 
 
+@collection("gather_3")
+def gather_3(ns: ModuleType) -> Case:
+    """
+    ``gatherResults`` over 3 new Deferreds, then each fired: a small fan-out, where
+    setting the list up costs as much as collecting the results.
+    """
+    Deferred, gatherResults = ns.Deferred, ns.gatherResults
+
+    def go():
+        ds = [Deferred(), Deferred(), Deferred()]
+        gathered = gatherResults(ds)
+        for i, d in enumerate(ds):
+            d.callback(i)
+        return gathered
+
+    return Case(go)
+
+
 @collection("lock_uncontended_1000")
 def lock_uncontended_1000(ns: ModuleType) -> Case:
     """
