@@ -47,10 +47,9 @@ pub fn failure_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 /// The `Failure(captureVars=...)` Twisted builds inside `except` for a caught Python
 /// error (`err`).
 ///
-/// Built the way Twisted's `Failure.__init__` builds it, without running it: the
-/// same instance (empty `args`, as `BaseException.__new__` leaves them), the same
-/// attributes in the same order, the same global `count`.  A value that is itself a
-/// `Failure` takes Twisted's own path (`_extrapolate`).
+/// Built the way Twisted's `Failure.__init__` builds it, without running it (see
+/// `build_failure`).  A value that is itself a `Failure` takes Twisted's own path
+/// (`_extrapolate`).
 pub fn failure_from_err<'py>(
     py: Python<'py>,
     err: &PyErr,
@@ -59,13 +58,53 @@ pub fn failure_from_err<'py>(
     let value = err.value(py).clone().into_any();
     let ty = err.get_type(py).into_any();
     let tb = err.traceback(py).map(Bound::into_any);
-    let cls = failure_type(py)?;
-    let tb_arg = tb.clone().unwrap_or_else(|| py.None().into_bound(py));
     if classify(&value)? == ResultKind::Failure {
-        return cls.call1((value, ty, tb_arg, capture_vars));
+        let tb_arg = tb.unwrap_or_else(|| py.None().into_bound(py));
+        return failure_type(py)?.call1((value, ty, tb_arg, capture_vars));
     }
+    build_failure(py, None, value, ty, tb, capture_vars)
+}
+
+/// `Failure(value)` for an arbitrary object (an exception or anything else), as
+/// `errback(value)`, `fail(value)` and `cancel()` make it.
+///
+/// Built as `Failure.__init__` builds it (see `build_failure`): its type is
+/// `value.__class__` for an `Exception`, else `type(value)`, and its traceback the
+/// value's `__traceback__`, if any.  `None` (the exception being handled) and a
+/// value that is itself a `Failure` take Twisted's own code.
+pub fn failure_of<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = value.py();
+    if value.is_none() || classify(value)? == ResultKind::Failure {
+        return failure_type(py)?.call1((value,));
+    }
+    let ty = if value.is_instance(&py.get_type::<pyo3::exceptions::PyException>())? {
+        value.getattr(pyo3::intern!(py, "__class__"))?
+    } else {
+        value.get_type().into_any()
+    };
+    build_failure(py, Some(value), value.clone(), ty, None, false)
+}
+
+/// A `Failure` of `value` (of type `ty`), with traceback `tb` (`None`: the value's
+/// `__traceback__`, if any), built the way Twisted's `Failure.__init__` builds it,
+/// without running it: the same instance (its `args` are what `BaseException.__new__`
+/// keeps of the positional argument given to `Failure(...)`, if any), the same
+/// attributes in the same order (`count`, `type`, `value`, `captureVars`, `tb`), the
+/// same global `count`.
+fn build_failure<'py>(
+    py: Python<'py>,
+    argument: Option<&Bound<'py, PyAny>>,
+    value: Bound<'py, PyAny>,
+    ty: Bound<'py, PyAny>,
+    tb: Option<Bound<'py, PyAny>>,
+    capture_vars: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let cls = failure_type(py)?;
     let new = FAILURE_NEW.get_or_try_init(py, || cls.getattr("__new__").map(Bound::unbind))?;
-    let failure = new.bind(py).call1((cls,))?;
+    let failure = match argument {
+        Some(argument) => new.bind(py).call1((cls, argument))?,
+        None => new.bind(py).call1((cls,))?,
+    };
     // `global count; count = count + 1; self.count = count`: the module's globals,
     // read and written as Twisted's own code does.
     let globals = failure_globals(py)?;
@@ -74,6 +113,7 @@ pub fn failure_from_err<'py>(
         None => return Err(pyo3::exceptions::PyNameError::new_err("name 'count' is not defined")),
     };
     globals.set_item(pyo3::intern!(py, "count"), &count)?;
+    // `if exc_tb: tb = exc_tb`, `elif getattr(self.value, "__traceback__", None): ...`
     let tb = match tb {
         Some(tb) if tb.is_truthy()? => tb,
         _ => match value.getattr_opt(pyo3::intern!(py, "__traceback__"))? {
@@ -98,11 +138,6 @@ fn failure_globals(py: Python<'_>) -> PyResult<&Bound<'_, pyo3::types::PyDict>> 
     FAILURE_GLOBALS
         .get_or_try_init(py, || Ok::<_, PyErr>(py.import("twisted.python.failure")?.dict().unbind()))
         .map(|m| m.bind(py))
-}
-
-/// `Failure(value)` for an arbitrary object (an exception or anything else).
-pub fn failure_of<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    failure_type(value.py())?.call1((value,))
 }
 
 /// `Failure(captureVars=...)` from the exception currently being handled.

@@ -1296,6 +1296,66 @@ def test_failure_from_a_raising_callback_is_built_as_Twisted_builds_it(impl: Imp
     assert f.check(ValueError) is ValueError
 
 
+class _ClassSaysOtherwise(Exception):
+    """An exception whose ``__class__`` names another class."""
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return KeyError
+
+
+def _raised() -> Exception:
+    try:
+        raise ValueError("raised")
+    except ValueError as e:
+        return e
+
+
+_FAILURE_VALUES = {
+    "exception": lambda: ValueError("x"),
+    "exception_with_traceback": _raised,
+    "base_exception": lambda: KeyboardInterrupt(),
+    "exception_class": lambda: ValueError,
+    "not_an_exception": lambda: 42,
+    "class_attribute_says_otherwise": lambda: _ClassSaysOtherwise(),
+}
+
+
+@pytest.mark.parametrize("how", ["errback", "fail", "cancel"])
+@pytest.mark.parametrize("value", sorted(_FAILURE_VALUES))
+def test_failure_wrapping_a_value_is_built_as_Twisted_builds_it(
+    impl: Impl, value: str, how: str
+) -> None:
+    """
+    ``d.errback(value)``, ``fail(value)`` and ``cancel()`` (its ``CancelledError``)
+    wrap the value in a ``Failure`` with the attributes, their order, ``args`` (the
+    value) and ``count`` that Twisted's ``Failure(value)`` gives it.
+    """
+    from twisted.python import failure as failure_module
+    from twisted.python.failure import Failure
+
+    given = _FAILURE_VALUES[value]()
+    before = failure_module.count
+    if how == "errback":
+        d: Any = impl.Deferred()
+        d.errback(given)
+    elif how == "fail":
+        d = impl.fail(given)
+    else:
+        d = impl.Deferred()
+        d.cancel()
+        given = d.result.value
+    f = d.result
+    d.addErrback(lambda _: None)
+    assert f.count == before + 1 == failure_module.count
+    expected = Failure(given)
+    expected.count = f.count
+    assert type(f) is Failure
+    assert list(vars(f)) == list(vars(expected))
+    assert vars(f) == vars(expected)
+    assert f.args == expected.args == (given,)
+
+
 # -- Deferreds made by succeed, fail and inlineCallbacks ----------------------------------
 
 
