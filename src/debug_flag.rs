@@ -10,10 +10,12 @@
 //! * `d.debug = value` stores `value` in the instance `__dict__`, as Twisted does, and
 //!   flags the Deferred's state, so that the common case (no instance value) is known
 //!   without looking at the `__dict__`;
-//! * `debug_enabled(d)` answers from the switch and that flag when `d` is exactly a
-//!   `txdefer.Deferred` and the class still holds the descriptor.  Anything else (a
-//!   subclass, `Deferred.debug = True` assigned directly, ...) takes Python's own
-//!   attribute lookup, which gives Twisted's answer by construction.
+//! * `debug_enabled(d)` answers from the switch and that flag when `d` is a
+//!   `txdefer.Deferred` whose `d.debug` reads the descriptor (exactly the public
+//!   class, or a subclass checked once to inherit the descriptor unchanged) and the
+//!   class still holds it.  Anything else (a subclass with a `debug` of its own,
+//!   `Deferred.debug = True` assigned directly, ...) takes Python's own attribute
+//!   lookup, which gives Twisted's answer by construction.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
@@ -125,16 +127,80 @@ pub fn debug_enabled_deferred(d: &Bound<'_, Deferred>) -> PyResult<bool> {
     d.getattr(intern!(d.py(), "debug"))?.is_truthy()
 }
 
-/// The switch, if `obj` is exactly a `txdefer.Deferred` and the class still holds the
-/// descriptor (not replaced by `Deferred.debug = ...`): then `obj.debug` is the switch
-/// unless the instance has its own value.
+/// The switch, if `obj` is a `txdefer.Deferred` whose `obj.debug` is read from the
+/// public class's descriptor (exactly that class, or a subclass seen to read it from
+/// there: `subclass_reads_descriptor`) and the class still holds the descriptor (not
+/// replaced by `Deferred.debug = ...`): then `obj.debug` is the switch unless the
+/// instance has its own value.
 pub fn class_switch(obj: &Bound<'_, PyAny>) -> Option<bool> {
     let py = obj.py();
     let cls = deferred::public_type(py).ok()?;
-    if obj.get_type_ptr() != cls.as_type_ptr() {
+    if obj.get_type_ptr() != cls.as_type_ptr() && !subclass_reads_descriptor(obj) {
         return None;
     }
     public_switch(cls)
+}
+
+/// Subclasses of the public class (such as `DeferredList`) whose instances were
+/// seen to read `debug` from the registered descriptor, by version tag, in one of
+/// `SUBCLASS_ENTRIES` entries chosen by the tag's low bits.  A tag is never handed
+/// out twice, and CPython resets a class's tag when the class or any class in its
+/// MRO changes, so a matching entry is the class as it was checked.  0 is never
+/// stored.
+const SUBCLASS_ENTRIES: usize = 16;
+static SUBCLASS_TAGS: [AtomicU32; SUBCLASS_ENTRIES] = [const { AtomicU32::new(0) }; SUBCLASS_ENTRIES];
+
+/// Does `obj.debug` (`obj` of a class other than the public one) go to the
+/// registered descriptor?
+#[inline]
+fn subclass_reads_descriptor(obj: &Bound<'_, PyAny>) -> bool {
+    let tag = type_version_tag(obj);
+    (tag != 0 && SUBCLASS_TAGS[tag as usize % SUBCLASS_ENTRIES].load(Ordering::Relaxed) == tag)
+        || check_subclass(obj, tag)
+}
+
+/// `subclass_reads_descriptor`, from the class's MRO: attribute lookup on `obj` is
+/// `object.__getattribute__` (the first `__getattribute__` in the MRO is
+/// `object`'s), which gives a data descriptor on the class precedence over the
+/// instance `__dict__`, and the first class in the MRO whose namespace holds `debug`
+/// holds the registered descriptor.  If so, the class is remembered by its tag.
+#[cold]
+#[inline(never)]
+fn check_subclass(obj: &Bound<'_, PyAny>, tag: u32) -> bool {
+    let py = obj.py();
+    let Some(registered) = REGISTERED.get(py) else {
+        return false;
+    };
+    let cls = obj.get_type();
+    let object = py.get_type::<pyo3::types::PyAny>();
+    let mut getattribute_is_generic = None;
+    let mut debug_is_descriptor = None;
+    for klass in cls.mro().iter() {
+        let Ok(namespace) = klass.getattr(intern!(py, "__dict__")) else {
+            return false;
+        };
+        if getattribute_is_generic.is_none() && namespace.contains(intern!(py, "__getattribute__")).unwrap_or(true) {
+            getattribute_is_generic = Some(klass.is(&object));
+        }
+        if debug_is_descriptor.is_none() {
+            match namespace.get_item(intern!(py, "debug")) {
+                Ok(found) => debug_is_descriptor = Some(found.is(&registered.descriptor)),
+                Err(err) if err.is_instance_of::<pyo3::exceptions::PyKeyError>(py) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+    if getattribute_is_generic != Some(true) || debug_is_descriptor != Some(true) {
+        return false;
+    }
+    // Remember the class by its tag, given one if it has none (a lookup of `debug`,
+    // just seen to be the registered descriptor, whose `__get__` only reads the
+    // switch).
+    let tag = if tag == 0 { assign_version_tag(&cls, "debug") } else { tag };
+    if tag != 0 {
+        SUBCLASS_TAGS[tag as usize % SUBCLASS_ENTRIES].store(tag, Ordering::Relaxed);
+    }
+    true
 }
 
 /// The switch, if the public class `cls` still holds the descriptor: then a new

@@ -992,6 +992,46 @@ def test_debugging_follows_every_change_to_the_class(impl: Impl) -> None:
     assert impl.Deferred()._debugInfo is None
 
 
+def test_a_subclass_reads_debug_as_its_own_lookup_gives_it(impl: Impl) -> None:
+    """
+    A subclass's ``debug`` is what looking it up on an instance gives: the switch
+    through the inherited attribute, a class attribute of its own (set at once or
+    later), or what its ``__getattribute__`` returns.
+    """
+
+    class Inheriting(impl.Deferred):  # type: ignore[name-defined, misc]
+        pass
+
+    class Own(impl.Deferred):  # type: ignore[name-defined, misc]
+        debug = True
+
+    class Looking(impl.Deferred):  # type: ignore[name-defined, misc]
+        def __getattribute__(self, name: str) -> Any:
+            if name == "debug":
+                return True
+            return super().__getattribute__(name)
+
+    def recorded(d: Any) -> bool:
+        d.callback(None)
+        return d._debugInfo is not None and d._debugInfo.invoker is not None
+
+    assert [recorded(cls()) for cls in (Inheriting, Own, Looking)] == [False, True, True]
+    assert Own()._debugInfo.creator
+    Inheriting.debug = True
+    try:
+        assert recorded(Inheriting())
+    finally:
+        del Inheriting.debug
+    assert not recorded(Inheriting())
+    Own.debug = False
+    assert not recorded(Own())
+    impl.setDebugging(True)
+    try:
+        assert [recorded(cls()) for cls in (Inheriting, Own, Looking)] == [True, False, True]
+    finally:
+        impl.setDebugging(False)
+
+
 def test_copy_keeps_an_instance_debug_value(impl: Impl) -> None:
     import copy
 
