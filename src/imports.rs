@@ -74,7 +74,8 @@ pub fn failure_from_err<'py>(
 /// value that is itself a `Failure` take Twisted's own code.
 pub fn failure_of<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = value.py();
-    if value.is_none() || classify(value)? == ResultKind::Failure {
+    // `isinstance(self.value, Failure)`, `__class__` included, as Twisted asks it.
+    if value.is_none() || value.is_instance(failure_type(py)?)? {
         return failure_type(py)?.call1((value,));
     }
     let ty = if value.is_instance(&py.get_type::<pyo3::exceptions::PyException>())? {
