@@ -17,7 +17,7 @@
 //!   `Deferred.debug = True` assigned directly, ...) takes Python's own attribute
 //!   lookup, which gives Twisted's answer by construction.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -141,41 +141,53 @@ pub fn class_switch(obj: &Bound<'_, PyAny>) -> Option<bool> {
     public_switch(cls)
 }
 
-/// Subclasses of the public class (such as `DeferredList`) whose instances were
-/// seen to read `debug` from the registered descriptor, by version tag, in one of
+/// Subclasses of the public class (such as `DeferredList`) checked by
+/// `check_subclass`, by version tag, with the answer: `tag << 1 | reads`, in one of
 /// `SUBCLASS_ENTRIES` entries chosen by the tag's low bits.  A tag is never handed
 /// out twice, and CPython resets a class's tag when the class or any class in its
-/// MRO changes, so a matching entry is the class as it was checked.  0 is never
-/// stored.
+/// MRO changes, so a matching entry is the class as it was checked.  Tag 0 (none) is
+/// never stored or matched.
 const SUBCLASS_ENTRIES: usize = 16;
-static SUBCLASS_TAGS: [AtomicU32; SUBCLASS_ENTRIES] = [const { AtomicU32::new(0) }; SUBCLASS_ENTRIES];
+static SUBCLASSES: [AtomicU64; SUBCLASS_ENTRIES] = [const { AtomicU64::new(0) }; SUBCLASS_ENTRIES];
 
 /// Does `obj.debug` (`obj` of a class other than the public one) go to the
 /// registered descriptor?
 #[inline]
 fn subclass_reads_descriptor(obj: &Bound<'_, PyAny>) -> bool {
     let tag = type_version_tag(obj);
-    (tag != 0 && SUBCLASS_TAGS[tag as usize % SUBCLASS_ENTRIES].load(Ordering::Relaxed) == tag)
-        || check_subclass(obj, tag)
+    if tag != 0 {
+        let entry = SUBCLASSES[tag as usize % SUBCLASS_ENTRIES].load(Ordering::Relaxed);
+        if entry >> 1 == u64::from(tag) {
+            return entry & 1 == 1;
+        }
+    }
+    let reads = check_subclass(obj);
+    // Remembered by the class's tag, given one if it has none and if that can be
+    // done by a lookup of `debug` that runs no Python code: when it was just seen to
+    // be the registered descriptor, whose `__get__` only reads the switch.
+    let tag = if tag == 0 && reads { assign_version_tag(&obj.get_type(), "debug") } else { tag };
+    if tag != 0 {
+        SUBCLASSES[tag as usize % SUBCLASS_ENTRIES].store(u64::from(tag) << 1 | u64::from(reads), Ordering::Relaxed);
+    }
+    reads
 }
 
 /// `subclass_reads_descriptor`, from the class's MRO: attribute lookup on `obj` is
 /// `object.__getattribute__` (the first `__getattribute__` in the MRO is
 /// `object`'s), which gives a data descriptor on the class precedence over the
 /// instance `__dict__`, and the first class in the MRO whose namespace holds `debug`
-/// holds the registered descriptor.  If so, the class is remembered by its tag.
+/// holds the registered descriptor.
 #[cold]
 #[inline(never)]
-fn check_subclass(obj: &Bound<'_, PyAny>, tag: u32) -> bool {
+fn check_subclass(obj: &Bound<'_, PyAny>) -> bool {
     let py = obj.py();
     let Some(registered) = REGISTERED.get(py) else {
         return false;
     };
-    let cls = obj.get_type();
     let object = py.get_type::<pyo3::types::PyAny>();
     let mut getattribute_is_generic = None;
     let mut debug_is_descriptor = None;
-    for klass in cls.mro().iter() {
+    for klass in obj.get_type().mro().iter() {
         let Ok(namespace) = klass.getattr(intern!(py, "__dict__")) else {
             return false;
         };
@@ -190,17 +202,7 @@ fn check_subclass(obj: &Bound<'_, PyAny>, tag: u32) -> bool {
             }
         }
     }
-    if getattribute_is_generic != Some(true) || debug_is_descriptor != Some(true) {
-        return false;
-    }
-    // Remember the class by its tag, given one if it has none (a lookup of `debug`,
-    // just seen to be the registered descriptor, whose `__get__` only reads the
-    // switch).
-    let tag = if tag == 0 { assign_version_tag(&cls, "debug") } else { tag };
-    if tag != 0 {
-        SUBCLASS_TAGS[tag as usize % SUBCLASS_ENTRIES].store(tag, Ordering::Relaxed);
-    }
-    true
+    getattribute_is_generic == Some(true) && debug_is_descriptor == Some(true)
 }
 
 /// The switch, if the public class `cls` still holds the descriptor: then a new
