@@ -1361,39 +1361,55 @@ _FAILURE_VALUES = {
 }
 
 
-@pytest.mark.parametrize("how", ["errback", "fail", "cancel"])
-@pytest.mark.parametrize("value", sorted(_FAILURE_VALUES))
-def test_failure_wrapping_a_value_is_built_as_Twisted_builds_it(
-    impl: Impl, value: str, how: str
-) -> None:
-    """
-    ``d.errback(value)``, ``fail(value)`` and ``cancel()`` (its ``CancelledError``)
-    wrap the value in a ``Failure`` with the attributes, their order, ``args`` (the
-    value) and ``count`` that Twisted's ``Failure(value)`` gives it.
-    """
+def _assert_built_as_Twisted_builds_it(f: Any, given: object, count_before: int) -> None:
+    """``f`` is what Twisted's ``Failure(given)`` makes, ``count`` included."""
     from twisted.python import failure as failure_module
     from twisted.python.failure import Failure
 
-    given = _FAILURE_VALUES[value]()
-    before = failure_module.count
-    if how == "errback":
-        d: Any = impl.Deferred()
-        d.errback(given)
-    elif how == "fail":
-        d = impl.fail(given)
-    else:
-        d = impl.Deferred()
-        d.cancel()
-        given = d.result.value
-    f = d.result
-    d.addErrback(lambda _: None)
-    assert f.count == before + 1 == failure_module.count
+    assert f.count == count_before + 1 == failure_module.count
     expected = Failure(given)
     expected.count = f.count
     assert type(f) is Failure
     assert list(vars(f)) == list(vars(expected))
     assert vars(f) == vars(expected)
     assert f.args == expected.args == (given,)
+
+
+@pytest.mark.parametrize("how", ["errback", "fail"])
+@pytest.mark.parametrize("value", sorted(_FAILURE_VALUES))
+def test_failure_wrapping_a_value_is_built_as_Twisted_builds_it(
+    impl: Impl, value: str, how: str
+) -> None:
+    """
+    ``d.errback(value)`` and ``fail(value)`` wrap the value in a ``Failure`` with the
+    attributes, their order, ``args`` (the value) and ``count`` that Twisted's
+    ``Failure(value)`` gives it.
+    """
+    from twisted.python import failure as failure_module
+
+    given = _FAILURE_VALUES[value]()
+    before = failure_module.count
+    if how == "errback":
+        d: Any = impl.Deferred()
+        d.errback(given)
+    else:
+        d = impl.fail(given)
+    f = d.result
+    d.addErrback(lambda _: None)
+    _assert_built_as_Twisted_builds_it(f, given, before)
+
+
+def test_failure_of_cancel_is_built_as_Twisted_builds_it(impl: Impl) -> None:
+    """``cancel()`` fails the Deferred with Twisted's ``Failure(CancelledError())``."""
+    from twisted.python import failure as failure_module
+
+    before = failure_module.count
+    d: Any = impl.Deferred()
+    d.cancel()
+    f = d.result
+    d.addErrback(lambda _: None)
+    assert type(f.value) is impl.CancelledError
+    _assert_built_as_Twisted_builds_it(f, f.value, before)
 
 
 # -- Deferreds made by succeed, fail and inlineCallbacks ----------------------------------
