@@ -141,12 +141,25 @@ fn failure_globals(py: Python<'_>) -> PyResult<&Bound<'_, pyo3::types::PyDict>> 
         .map(|m| m.bind(py))
 }
 
-/// `Failure(captureVars=...)` from the exception currently being handled.
+/// `Failure(captureVars=...)` from the exception currently being handled
+/// (`sys.exc_info()`), as `errback()` called without a failure makes it.
+///
+/// Built as `Failure.__init__` builds it (see `build_failure`), from the type, value
+/// and traceback `sys.exc_info()` gives.  With no exception being handled (Twisted
+/// raises `NoCurrentExceptionError`), or one that is itself a `Failure`, Twisted's
+/// own code runs.
 pub fn failure_current(py: Python<'_>, capture_vars: bool) -> PyResult<Bound<'_, PyAny>> {
-    let kwargs = pyo3::types::PyDict::new(py);
-    kwargs.set_item(pyo3::intern!(py, "captureVars"), capture_vars)?;
-    failure_type(py)?.call((), Some(&kwargs))
+    let info = EXC_INFO.import(py, "sys", "exc_info")?.call0()?.cast_into::<PyTuple>()?;
+    let (ty, value, tb) = (info.get_item(0)?, info.get_item(1)?, info.get_item(2)?);
+    if ty.is_none() || value.is_instance(failure_type(py)?)? {
+        let kwargs = pyo3::types::PyDict::new(py);
+        kwargs.set_item(pyo3::intern!(py, "captureVars"), capture_vars)?;
+        return failure_type(py)?.call((), Some(&kwargs));
+    }
+    build_failure(py, None, value, ty, Some(tb), capture_vars)
 }
+
+static EXC_INFO: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 pub fn new_debug_info(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     DEBUG_INFO

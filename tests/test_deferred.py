@@ -1412,6 +1412,47 @@ def test_failure_of_cancel_is_built_as_Twisted_builds_it(impl: Impl) -> None:
     _assert_built_as_Twisted_builds_it(f, f.value, before)
 
 
+@pytest.mark.parametrize("debug", [False, True], ids=["plain", "debug"])
+@pytest.mark.parametrize(
+    "handled", ["exception", "base_exception", "traceback_cleared", "a_failure_raised"]
+)
+def test_errback_inside_except_builds_the_Failure_Twisted_builds(
+    impl: Impl, handled: str, debug: bool
+) -> None:
+    """
+    ``d.errback()`` inside ``except`` makes what Twisted's ``Failure(captureVars=
+    d.debug)`` makes there: the same attributes in the same order, ``args`` and
+    ``count``, for the exception being handled.
+    """
+    from twisted.python import failure as failure_module
+    from twisted.python.failure import Failure
+
+    d: Any = impl.Deferred()
+    if debug:
+        d.debug = True
+    try:
+        if handled == "a_failure_raised":
+            raise Failure(ValueError("inside"))
+        if handled == "base_exception":
+            raise KeyboardInterrupt
+        raise ValueError("x")
+    except BaseException as e:
+        if handled == "traceback_cleared":
+            e.__traceback__ = None
+        before = failure_module.count
+        d.errback()
+        expected = Failure(captureVars=debug)
+    f = d.result
+    d.addErrback(lambda _: None)
+    if handled != "a_failure_raised":  # else both take the raised one's count
+        assert f.count == before + 1
+        expected.count = f.count
+    assert type(f) is Failure
+    assert list(vars(f)) == list(vars(expected))
+    assert vars(f) == vars(expected)
+    assert f.args == expected.args
+
+
 # -- Deferreds made by succeed, fail and inlineCallbacks ----------------------------------
 
 
