@@ -155,20 +155,18 @@ static SUBCLASSES: [AtomicU64; SUBCLASS_ENTRIES] = [const { AtomicU64::new(0) };
 #[inline]
 fn subclass_reads_descriptor(obj: &Bound<'_, PyAny>) -> bool {
     let tag = type_version_tag(obj);
-    if tag != 0 {
-        let entry = SUBCLASSES[tag as usize % SUBCLASS_ENTRIES].load(Ordering::Relaxed);
-        if entry >> 1 == u64::from(tag) {
-            return entry & 1 == 1;
-        }
+    if tag == 0 {
+        // Nothing to remember the answer by (a class nothing was looked up on yet, or
+        // a build without version tags): Python's own lookup, which gives the class a
+        // tag where there are any.
+        return false;
+    }
+    let entry = SUBCLASSES[tag as usize % SUBCLASS_ENTRIES].load(Ordering::Relaxed);
+    if entry >> 1 == u64::from(tag) {
+        return entry & 1 == 1;
     }
     let reads = check_subclass(obj);
-    // Remembered by the class's tag, given one if it has none and if that can be
-    // done by a lookup of `debug` that runs no Python code: when it was just seen to
-    // be the registered descriptor, whose `__get__` only reads the switch.
-    let tag = if tag == 0 && reads { assign_version_tag(&obj.get_type(), "debug") } else { tag };
-    if tag != 0 {
-        SUBCLASSES[tag as usize % SUBCLASS_ENTRIES].store(u64::from(tag) << 1 | u64::from(reads), Ordering::Relaxed);
-    }
+    SUBCLASSES[tag as usize % SUBCLASS_ENTRIES].store(u64::from(tag) << 1 | u64::from(reads), Ordering::Relaxed);
     reads
 }
 
