@@ -141,14 +141,9 @@ pub fn class_switch(obj: &Bound<'_, PyAny>) -> Option<bool> {
     public_switch(cls)
 }
 
-/// Subclasses of the public class (such as `DeferredList`) checked by
-/// `check_subclass`, by version tag, with the answer: `tag << 1 | reads`, in one of
-/// `SUBCLASS_ENTRIES` entries chosen by the tag's low bits.  A tag is never handed
-/// out twice, and CPython resets a class's tag when the class or any class in its
-/// MRO changes, so a matching entry is the class as it was checked.  Tag 0 (none) is
-/// never stored or matched.
-const SUBCLASS_ENTRIES: usize = 16;
-static SUBCLASSES: [AtomicU64; SUBCLASS_ENTRIES] = [const { AtomicU64::new(0) }; SUBCLASS_ENTRIES];
+/// Whether subclasses of the public class (such as `DeferredList`) read `debug`
+/// from the registered descriptor (1) or not (0), as `check_subclass` found.
+static SUBCLASSES: TagMemo<16> = TagMemo::new();
 
 /// Does `obj.debug` (`obj` of a class other than the public one) go to the
 /// registered descriptor?
@@ -161,12 +156,11 @@ fn subclass_reads_descriptor(obj: &Bound<'_, PyAny>) -> bool {
         // tag where there are any.
         return false;
     }
-    let entry = SUBCLASSES[tag as usize % SUBCLASS_ENTRIES].load(Ordering::Relaxed);
-    if entry >> 1 == u64::from(tag) {
-        return entry & 1 == 1;
+    if let Some(reads) = SUBCLASSES.recall(tag) {
+        return reads == 1;
     }
     let reads = check_subclass(obj);
-    SUBCLASSES[tag as usize % SUBCLASS_ENTRIES].store(u64::from(tag) << 1 | u64::from(reads), Ordering::Relaxed);
+    SUBCLASSES.remember(tag, u8::from(reads));
     reads
 }
 
@@ -248,6 +242,37 @@ fn verify_descriptor(cls: &Bound<'_, PyType>, tag: u32) -> Option<()> {
 pub fn assign_version_tag(cls: &Bound<'_, PyType>, name: &str) -> u32 {
     let _ = cls.getattr_opt(name);
     version_tag(cls)
+}
+
+/// Answers about classes (a small number each), remembered by the class's version
+/// tag: `tag << 8 | answer`, in one of `N` entries chosen by the tag's low bits.  A
+/// version tag is never handed out twice and is reset when the class, or any class
+/// in its MRO, changes (see `type_version_tag`), so an entry whose tag matches an
+/// object's class is the answer for that class as it was when it was given.  Tag 0
+/// (none) is never stored or matched.
+pub struct TagMemo<const N: usize>([AtomicU64; N]);
+
+impl<const N: usize> TagMemo<N> {
+    pub const fn new() -> Self {
+        TagMemo([const { AtomicU64::new(0) }; N])
+    }
+
+    /// The answer remembered for the class with version tag `tag`, if any.
+    #[inline]
+    pub fn recall(&self, tag: u32) -> Option<u8> {
+        if tag == 0 {
+            return None;
+        }
+        let entry = self.0[tag as usize % N].load(Ordering::Relaxed);
+        ((entry >> 8) as u32 == tag).then_some((entry & 0xff) as u8)
+    }
+
+    /// Remember `answer` for the class with version tag `tag` (nothing for 0).
+    pub fn remember(&self, tag: u32, answer: u8) {
+        if tag != 0 {
+            self.0[tag as usize % N].store(u64::from(tag) << 8 | u64::from(answer), Ordering::Relaxed);
+        }
+    }
 }
 
 /// `cls->tp_version_tag`: nonzero and unique for the life of the process while the

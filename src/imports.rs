@@ -323,17 +323,11 @@ fn assign_version_tag(obj: &Bound<'_, PyAny>) -> u32 {
     crate::debug_flag::assign_version_tag(&cls, "__txdefer_version_tag_probe__")
 }
 
-/// Classes recently classified, by version tag: `tag << 8 | kind`, in one of
-/// `CLASSIFIED_ENTRIES` entries chosen by the tag's low bits (with only four, an
-/// exception class and `Failure` could share an entry and push each other out on
-/// every raise, as they did in the errback benchmark).  A version tag is never
-/// handed out twice and is reset when the class, or any class in its MRO, changes (see
-/// `debug_flag::type_version_tag`), so an entry whose tag matches the object's
-/// class is that class as it was classified.  Tag 0 (none) is never stored or
-/// matched.
-const CLASSIFIED_ENTRIES: usize = 64;
-static CLASSIFIED: [std::sync::atomic::AtomicU64; CLASSIFIED_ENTRIES] =
-    [const { std::sync::atomic::AtomicU64::new(0) }; CLASSIFIED_ENTRIES];
+/// Classes recently classified, by version tag (the index of their kind in
+/// `KINDS`), in 64 entries (with only four, an exception class and `Failure` could
+/// share an entry and push each other out on every raise, as they did in the
+/// errback benchmark).
+static CLASSIFIED: crate::debug_flag::TagMemo<64> = crate::debug_flag::TagMemo::new();
 
 const KINDS: [ResultKind; 4] = [
     ResultKind::Plain,
@@ -344,23 +338,12 @@ const KINDS: [ResultKind; 4] = [
 
 #[inline]
 fn classified(tag: u32) -> Option<ResultKind> {
-    if tag == 0 {
-        return None;
-    }
-    let entry = CLASSIFIED[tag as usize % CLASSIFIED_ENTRIES].load(std::sync::atomic::Ordering::Relaxed);
-    if (entry >> 8) as u32 == tag {
-        KINDS.get((entry & 0xff) as usize).copied()
-    } else {
-        None
-    }
+    CLASSIFIED.recall(tag).and_then(|index| KINDS.get(usize::from(index)).copied())
 }
 
 fn remember(tag: u32, kind: ResultKind) {
-    if tag == 0 {
-        return;
-    }
-    let index = KINDS.iter().position(|k| *k == kind).unwrap_or(0) as u64;
-    CLASSIFIED[tag as usize % CLASSIFIED_ENTRIES].store(u64::from(tag) << 8 | index, std::sync::atomic::Ordering::Relaxed);
+    let index = KINDS.iter().position(|k| *k == kind).unwrap_or(0) as u8;
+    CLASSIFIED.remember(tag, index);
 }
 
 /// `isinstance(obj, Failure)`, by the object's real type.
