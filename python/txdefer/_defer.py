@@ -48,7 +48,7 @@ from txdefer._core import (  # noqa: F401  (re-exported)
     passthru,
     succeed,
 )
-from txdefer._deferred import Deferred, _set_state, _with_slots
+from txdefer._deferred import Deferred, _set_state, _split_state, _with_slots
 from txdefer._support import (  # noqa: F401  (re-exported)
     _cancellableInlineCallbacks,
     inlineCallbacks,
@@ -182,7 +182,7 @@ class DeferredList(Deferred):
     def __getstate__(self):
         # Twisted's instance ``__dict__``: the collector's attributes in place of it.
         state = super().__getstate__()
-        values = state[0] if isinstance(state, tuple) else state  # (dict, slots)
+        values, _ = _split_state(state)
         if values.pop("_collector", None) is not None:
             for name in _COLLECTOR_FIELDS:
                 values[name] = getattr(self, name)
@@ -192,7 +192,7 @@ class DeferredList(Deferred):
         # A collector for the members whose callbacks (``_cbDeferred``) come with
         # them; it adds no callback itself.
         if "_collector" not in self.__dict__:
-            values = state[0] if isinstance(state, tuple) else state
+            values, _ = _split_state(state)
             results = (values or {}).get("resultList")
             _collect(self, [], results if isinstance(results, list) else [], False, False, False, True)
         super().__setstate__(state)

@@ -104,12 +104,14 @@ def _with_slots(obj: object, state: dict[str, Any]) -> Any:
     return (state, slots) if slots else state
 
 
+def _split_state(state: Any) -> tuple[Any, Any]:
+    """``(dict, slots)`` of a state in either form ``_with_slots`` gives."""
+    return state if isinstance(state, tuple) else (state, None)
+
+
 def _set_state(obj: object, state: Any) -> None:
     """Assign each attribute of ``state`` (a dict, or ``(dict, slots)``)."""
-    slots: dict[str, Any] | None = None
-    if isinstance(state, tuple):
-        state, slots = state
-    for part in (state, slots):
+    for part in _split_state(state):
         for name, value in (part or {}).items():
             setattr(obj, name, value)
 
