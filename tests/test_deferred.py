@@ -1361,6 +1361,16 @@ _FAILURE_VALUES = {
 }
 
 
+def _assert_same_failure(f: Any, expected: Any) -> None:
+    """``f`` is a ``Failure`` like ``expected``: its attributes, their order, ``args``."""
+    from twisted.python.failure import Failure
+
+    assert type(f) is Failure
+    assert list(vars(f)) == list(vars(expected))
+    assert vars(f) == vars(expected)
+    assert f.args == expected.args
+
+
 def _assert_built_as_Twisted_builds_it(f: Any, given: object, count_before: int) -> None:
     """``f`` is what Twisted's ``Failure(given)`` makes, ``count`` included."""
     from twisted.python import failure as failure_module
@@ -1369,10 +1379,8 @@ def _assert_built_as_Twisted_builds_it(f: Any, given: object, count_before: int)
     assert f.count == count_before + 1 == failure_module.count
     expected = Failure(given)
     expected.count = f.count
-    assert type(f) is Failure
-    assert list(vars(f)) == list(vars(expected))
-    assert vars(f) == vars(expected)
-    assert f.args == expected.args == (given,)
+    _assert_same_failure(f, expected)
+    assert f.args == (given,)
 
 
 @pytest.mark.parametrize("how", ["errback", "fail"])
@@ -1447,10 +1455,7 @@ def test_errback_inside_except_builds_the_Failure_Twisted_builds(
     if handled != "a_failure_raised":  # else both take the raised one's count
         assert f.count == before + 1
         expected.count = f.count
-    assert type(f) is Failure
-    assert list(vars(f)) == list(vars(expected))
-    assert vars(f) == vars(expected)
-    assert f.args == expected.args
+    _assert_same_failure(f, expected)
 
 
 # -- Deferreds made by succeed, fail and inlineCallbacks ----------------------------------
