@@ -1,6 +1,7 @@
 """
 The type stubs: they match the compiled module (mypy's stubtest), and
-``Deferred[int]`` type-checks as Twisted users write it.
+``Deferred[int]`` type-checks as Twisted users write it; the package itself
+type-checks.
 """
 
 from __future__ import annotations
@@ -23,6 +24,19 @@ def test_stub_matches_the_compiled_module() -> None:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_package_type_checks(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "-p", "txdefer"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Success: no issues found" in proc.stdout
 
 
 def test_deferred_of_int_type_checks(tmp_path: Path) -> None:

@@ -16,6 +16,10 @@ from typing import Any, SupportsIndex, TypeVar
 
 from txdefer import _core
 
+#: ``copyreg.__newobj__``, which pickle protocols 0 and 1 call as ``cls.__new__(cls)``
+#: (it is not in the type stubs of ``copyreg``).
+_newobj = copyreg.__newobj__  # type: ignore[attr-defined]
+
 _T = TypeVar("_T")
 
 
@@ -49,7 +53,7 @@ class Deferred(_core.DeferredBase[_T]):
         # defines still takes precedence, as with ``object.__reduce_ex__``.
         if operator.index(protocol) >= 2 or type(self).__reduce__ is not object.__reduce__:
             return super().__reduce_ex__(protocol)
-        return (copyreg.__newobj__, (type(self),), self.__getstate__())
+        return (_newobj, (type(self),), self.__getstate__())
 
     def __setstate__(self, state: Any) -> None:
         # Twisted's Deferred has no ``__setstate__``: unpickling updates its

@@ -108,9 +108,9 @@ def install() -> None:
         if not namespace:
             continue
         for attr, value in list(namespace.items()):
-            name = byIdentity.get(id(value))
-            if name is not None and originals[name] is value:
-                namespace[attr] = _ours(name)
+            replaced = byIdentity.get(id(value))
+            if replaced is not None and originals[replaced] is value:
+                namespace[attr] = _ours(replaced)
 
     stuck = [
         cls
