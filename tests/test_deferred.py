@@ -12,6 +12,7 @@ import pickle
 import re
 import subprocess
 import sys
+import traceback
 import typing
 import warnings
 import weakref
@@ -358,6 +359,93 @@ def test_raising_callback_failure_has_its_traceback(impl: Impl) -> None:
     assert isinstance(failure, Failure)
     assert failure.frames[-1][0] == "the_callback"
     assert failure.getTracebackObject() is not None
+
+
+def _failed_by_raising(impl: Impl, path: str, exc: BaseException) -> Any:
+    """A Deferred that failed because ``exc`` was raised by ``raising``, along ``path``."""
+
+    def raising(*args: object) -> None:
+        raise exc
+
+    if path == "callback":
+        d: Any = impl.Deferred()
+        d.addCallback(raising)
+        d.callback(None)
+    elif path == "errback":
+        d = impl.fail(KeyError("first"))
+        d.addErrback(raising)
+    elif path == "already_fired":
+        d = impl.succeed(None)
+        d.addCallback(raising)
+    elif path == "maybeDeferred":
+        d = impl.maybeDeferred(raising)
+    elif path == "inlineCallbacks":
+
+        @impl.inlineCallbacks
+        def generator() -> Any:
+            yield impl.succeed(None)
+            raising()
+
+        d = generator()
+    elif path == "inlineCallbacks_unfired":
+        waiting: Any = impl.Deferred()
+
+        @impl.inlineCallbacks
+        def waits() -> Any:
+            yield waiting
+            raising()
+
+        d = waits()
+        waiting.callback(None)
+    elif path == "coroutine":
+
+        async def coroutine() -> None:
+            await impl.succeed(None)
+            raising()
+
+        d = impl.Deferred.fromCoroutine(coroutine())
+    else:
+        assert path == "except"
+        d = impl.Deferred()
+        try:
+            raising()
+        except type(exc):
+            d.errback()
+    return d
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "callback",
+        "errback",
+        "already_fired",
+        "maybeDeferred",
+        "inlineCallbacks",
+        "inlineCallbacks_unfired",
+        "coroutine",
+        "except",
+    ],
+)
+def test_a_raised_exception_carries_its_failures_traceback(impl: Impl, path: str) -> None:
+    """
+    The exception of a ``Failure`` made from a raise has the Failure's traceback as its
+    ``__traceback__``, as after ``except`` (so ``raise failure.value`` and
+    ``traceback.print_exception(failure.value)`` show where it was raised), on every
+    supported CPython: 3.10 and 3.11 hand a C caller the traceback beside the
+    exception, not on it.
+    """
+    exc = ValueError("raised")
+    d = _failed_by_raising(impl, path, exc)
+    failure = result_of(d)
+    assert isinstance(failure, Failure) and failure.value is exc
+    assert exc.__traceback__ is not None
+    assert exc.__traceback__ is failure.tb is failure.getTracebackObject()
+    last = exc.__traceback__
+    while last.tb_next is not None:
+        last = last.tb_next
+    assert last.tb_frame.f_code.co_name == "raising"
+    assert "raising" in "".join(traceback.format_exception(exc))
 
 
 @pytest.mark.parametrize(
