@@ -159,6 +159,75 @@ def _cycle_collections(ns: Any, i: int) -> None:
     h.cancel()
 
 
+def _raise_value_error(result: object, *args: object) -> None:
+    raise ValueError(result)
+
+
+def _trap_and_raise(failure: Failure) -> None:
+    failure.trap(ValueError)
+    raise KeyError("lesser")
+
+
+def _cycle_failures(ns: Any, i: int) -> None:
+    """
+    Every way a Failure is made: a raising callback and errback, ``fail(exception)``,
+    ``errback()`` inside ``except``, ``errback`` of a non-exception, ``maybeDeferred``
+    of a raising function, ``cancel()``.
+    """
+    D = ns.Deferred
+    d = D()
+    d.addCallback(_raise_value_error)
+    d.addErrback(_trap_and_raise)
+    d.addBoth(_errback)
+    d.callback(i)
+    e = D()
+    try:
+        raise IndexError(i)
+    except IndexError:
+        e.errback()
+    e.addErrback(_errback)
+    n = D()
+    n.addErrback(_errback)
+    n.errback(str(i))
+    c = D()
+    c.addErrback(_errback)
+    c.cancel()
+    ns.fail(ValueError(i)).addErrback(_errback)
+    ns.maybeDeferred(_raise_value_error, i).addErrback(_errback)
+
+
+def _cycle_primitives(ns: Any, i: int) -> None:
+    """DeferredLock, DeferredSemaphore and DeferredQueue: waiters, cancels, run()."""
+    lock = ns.DeferredLock()
+    lock.acquire()
+    waiter = lock.acquire()
+    waiter.addCallback(_callback)
+    gone = lock.acquire()
+    gone.addErrback(_errback)
+    gone.cancel()
+    lock.release()
+    lock.release()
+    lock.run(_callback, i).addCallback(_callback)
+    sem = ns.DeferredSemaphore(1)
+    sem.run(_raise_value_error, i).addErrback(_errback)
+    sem.acquire()
+    queued = sem.acquire()
+    queued.addErrback(_errback)
+    queued.cancel()
+    sem.release()
+    queue = ns.DeferredQueue(size=2, backlog=2)
+    queue.put(i)
+    queue.get().addCallback(_callback)
+    getter = queue.get()
+    getter.addCallback(_callback)
+    queue.put([i])
+    cancelled = queue.get()
+    cancelled.addErrback(_errback)
+    cancelled.cancel()
+    queue.put(str(i))  # left pending: freed with the queue
+    ns.DeferredList([]).addCallback(_callback)
+
+
 #: name -> (cycle function, takes the namespace rather than the class, cycles,
 #: log events per cycle)
 WORKLOADS: dict[str, tuple[Callable[[Any, int], None], bool, int, int]] = {
@@ -168,6 +237,8 @@ WORKLOADS: dict[str, tuple[Callable[[Any, int], None], bool, int, int]] = {
     "unhandled_in_cycle": (_cycle_unhandled_in_cycle, False, 100_000, 2),
     "generators": (_cycle_generators, True, 100_000, 0),
     "collections": (_cycle_collections, True, 100_000, 0),
+    "failures": (_cycle_failures, True, 50_000, 0),
+    "primitives": (_cycle_primitives, True, 100_000, 0),
 }
 
 
@@ -451,6 +522,63 @@ def _DeferredList_path(ns: Impl, t: Tokens) -> None:
     pending.addCallback(t.callback, t.arg, k=t.kwarg)
 
 
+def _failures_path(ns: Impl, t: Tokens) -> None:
+    # A fresh exception for each raise: raising one instance again would chain each
+    # new traceback onto the last (the frames, and their arguments, would stay).
+    def raising(result: object, *args: object, **kwargs: object) -> None:
+        raise ValueError(t.arg)
+
+    d = ns.succeed(t.result)
+    d.addCallback(raising, t.arg, k=t.kwarg)
+    d.addErrback(t.errback, t.arg, k=t.kwarg)  # returns the failure: still failed
+    d.addErrback(_handled)
+    ns.fail(t.exception).addErrback(_handled)
+    e = ns.Deferred()
+    try:
+        raising(t.result, t.arg, k=t.kwarg)
+    except ValueError:
+        e.errback()
+    e.addErrback(_handled)
+    n = ns.Deferred()
+    n.errback(t.arg)  # not an exception: wrapped all the same
+    n.addErrback(_handled)
+    ns.maybeDeferred(raising, t.arg, k=t.kwarg).addErrback(_handled)
+    c = ns.Deferred(t.errback)
+    c.addErrback(_handled)
+    c.cancel()
+
+
+def _primitives_path(ns: Impl, t: Tokens) -> None:
+    lock = ns.DeferredLock()
+    lock.acquire()
+    waiter = lock.acquire()
+    waiter.addCallback(t.callback, t.arg, k=t.kwarg)
+    gone = lock.acquire()
+    gone.addErrback(_handled)
+    gone.cancel()
+    lock.release()
+    lock.release()
+    assert result_of(lock.run(t.callback, t.result, k=t.kwarg)) is t.result
+    sem = ns.DeferredSemaphore(1)
+    assert result_of(sem.run(t.callback, t.result, t.arg)) is t.result
+    sem.acquire()
+    queued = sem.acquire()
+    queued.addErrback(_handled)
+    queued.cancel()
+    sem.release()
+    queue = ns.DeferredQueue(size=2, backlog=2)
+    queue.put(t.result)
+    assert result_of(queue.get()) is t.result
+    getter = queue.get()
+    getter.addCallback(t.callback, t.arg, k=t.kwarg)
+    queue.put(t.arg)
+    assert result_of(getter) is t.arg
+    cancelled = queue.get()
+    cancelled.addErrback(_handled)
+    cancelled.cancel()
+    queue.put(t.kwarg)  # left pending: released with the queue
+
+
 REFCOUNT_PATHS: dict[str, Callable[[Impl, Tokens], None]] = {
     "callback": _callback_path,
     "errback": _errback_path,
@@ -464,6 +592,8 @@ REFCOUNT_PATHS: dict[str, Callable[[Impl, Tokens], None]] = {
     "fromCoroutine": _fromCoroutine_path,
     "gatherResults": _gatherResults_path,
     "DeferredList": _DeferredList_path,
+    "failures": _failures_path,
+    "primitives": _primitives_path,
 }
 
 
