@@ -335,7 +335,10 @@ class World:
         if isinstance(value, _DEFERRED_TYPES):
             return ("D", self.register(value, hold=False))
         if isinstance(value, Failure):
-            return ("Failure", value.type, self.exception(value.value, depth))
+            # Whether the exception carries the failure's traceback (as after
+            # ``except``), not the traceback itself: its frames differ (see above).
+            carries = getattr(value.value, "__traceback__", None) is value.tb
+            return ("Failure", value.type, self.exception(value.value, depth), carries)
         if isinstance(value, BaseException):
             return ("exception", type(value), self.exception(value, depth))
         if isinstance(value, (list, tuple)):
