@@ -52,21 +52,17 @@ pub fn failure_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 /// (`_extrapolate`).
 pub fn failure_from_err<'py>(
     py: Python<'py>,
-    err: &PyErr,
+    err: PyErr,
     capture_vars: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let value = err.value(py).clone().into_any();
     let ty = err.get_type(py).into_any();
     let tb = err.traceback(py).map(Bound::into_any);
-    // The exception carries its traceback, as CPython's `except` leaves it (what
-    // Twisted's `Failure()` sees there): `failure.value.__traceback__` is
-    // `failure.tb`, and `raise failure.value` or `traceback.print_exception(value)`
-    // show where it was raised.  CPython 3.12 and later keep the traceback on the
-    // exception while it propagates; 3.10 and 3.11 hand it over beside it.
-    #[cfg(not(Py_3_12))]
-    if let Some(tb) = &tb {
-        value.setattr(pyo3::intern!(py, "__traceback__"), tb)?;
-    }
+    // `into_value` leaves the traceback on the exception, as CPython's `except`
+    // does (and so as Twisted's `Failure()` finds it there): `failure.value.__traceback__`
+    // is `failure.tb`, and `raise failure.value` or `traceback.print_exception(value)`
+    // show where it was raised.  CPython 3.12 and later keep it there while the
+    // exception propagates; 3.10 and 3.11 hand it to a C caller beside it.
+    let value = err.into_value(py).into_bound(py).into_any();
     if classify(&value)? == ResultKind::Failure {
         let tb_arg = tb.unwrap_or_else(|| py.None().into_bound(py));
         return failure_type(py)?.call1((value, ty, tb_arg, capture_vars));

@@ -412,8 +412,7 @@ fn finish(driver: &Bound<'_, Driver>, err: PyErr, is_failure: bool) -> PyResult<
         Some(exc.getattr(intern!(py, "value"))?)
     } else {
         let capture = debug_enabled(&outer)?;
-        let failure = imports::failure_from_err(py, &err, capture)?;
-        drop(err);
+        let failure = imports::failure_from_err(py, err, capture)?;
         return fire(&outer, failure);
     };
     drop(err);

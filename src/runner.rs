@@ -275,7 +275,7 @@ fn run_frame(
                         (value, new_kind)
                     }
                     Err(err) => {
-                        let value = make_failure(py, start, &err)?;
+                        let value = make_failure(py, start, err)?;
                         let new_kind = imports::classify(&value)?;
                         (value, new_kind)
                     }
@@ -387,7 +387,7 @@ fn returned_from_call(py: Python<'_>, stack: &mut [Frame]) -> PyResult<()> {
 fn make_failure<'py>(
     py: Python<'py>,
     start: &Bound<'py, Deferred>,
-    err: &PyErr,
+    err: PyErr,
 ) -> PyResult<Bound<'py, PyAny>> {
     // Including full frame information in the Failure is expensive: only in debug mode.
     let capture = debug_enabled(start.as_any())?;
@@ -518,7 +518,7 @@ fn fire_chained(
             return Ok(true);
         }
         Ok(false) => py.None(),
-        Err(err) => make_failure(py, start, &err)?.unbind(),
+        Err(err) => make_failure(py, start, err)?.unbind(),
     };
     let old = {
         let mut st = current.get().lock()?;

@@ -64,8 +64,7 @@ pub fn maybe_deferred<'py>(
         Err(err) => {
             // `Failure(captureVars=Deferred.debug)`, as Twisted builds it.
             let debug = deferred::public_type(py)?.getattr(intern!(py, "debug"))?.is_truthy()?;
-            let failure = imports::failure_from_err(py, &err, debug)?;
-            drop(err);
+            let failure = imports::failure_from_err(py, err, debug)?;
             return Ok(fail(py, Some(failure))?.into_any());
         }
     };
