@@ -15,6 +15,8 @@ import pytest
 
 pytest.importorskip("mypy")
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def test_stub_matches_the_compiled_module() -> None:
     proc = subprocess.run(
@@ -28,7 +30,8 @@ def test_stub_matches_the_compiled_module() -> None:
 
 def test_package_type_checks(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "-p", "txdefer"],
+        [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml")]
+        + ["-p", "txdefer"],
         capture_output=True,
         text=True,
         timeout=300,
