@@ -93,6 +93,62 @@ pub fn set_implicit_context(exc: &Bound<'_, PyAny>) {
     }
 }
 
+/// Run `f` with `exc` as the exception being handled, as inside an `except` block
+/// that caught it: what `sys.exc_info()` gives, what a bare `raise` raises again,
+/// the implicit `__context__` of an exception raised meanwhile, also of an error
+/// `f` returns that Rust made (it is made into an exception before leaving, as
+/// raising it inside the `except` block would).  The exception handled before is
+/// put back afterwards, also if `f` panics.
+///
+/// Twisted runs code inside its own `except` blocks (the `inlineCallbacks` driver
+/// calls `errback()` there, and with it the Deferred's errbacks); Rust code has no
+/// `except` block, so the state is set here as the interpreter sets it on entering
+/// one and restored as on leaving it.
+pub fn while_handling<T>(exc: &Bound<'_, PyAny>, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    struct Restore {
+        kind: *mut pyo3::ffi::PyObject,
+        value: *mut pyo3::ffi::PyObject,
+        traceback: *mut pyo3::ffi::PyObject,
+    }
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: `Restore` exists only inside `while_handling`, whose caller holds
+            // the thread attached (`exc`'s `'py` token) for as long as it lives.
+            // `PyErr_SetExcInfo` takes over the three references (new ones, or null)
+            // that `PyErr_GetExcInfo` gave when the guard was made, each exactly once.
+            unsafe { pyo3::ffi::PyErr_SetExcInfo(self.kind, self.value, self.traceback) };
+        }
+    }
+    let py = exc.py();
+    let mut saved = Restore {
+        kind: std::ptr::null_mut(),
+        value: std::ptr::null_mut(),
+        traceback: std::ptr::null_mut(),
+    };
+    let traceback = exc.getattr_opt(pyo3::intern!(py, "__traceback__")).ok().flatten();
+    // SAFETY: the thread is attached (`py`).  `PyErr_GetExcInfo` writes three new
+    // references (or nulls) into `saved`, which owns them until its drop hands them
+    // back.  `PyErr_SetExcInfo` takes over the three new references `into_ptr`
+    // gives (the type, the exception and its traceback, or null), as CPython 3.10
+    // keeps all three and 3.11 and later keep the exception alone.
+    unsafe {
+        pyo3::ffi::PyErr_GetExcInfo(&mut saved.kind, &mut saved.value, &mut saved.traceback);
+        pyo3::ffi::PyErr_SetExcInfo(
+            exc.get_type().into_any().into_ptr(),
+            exc.clone().into_ptr(),
+            traceback.map_or(std::ptr::null_mut(), Bound::into_ptr),
+        );
+    }
+    let result = f();
+    if let Err(err) = &result {
+        // An error made in Rust is raised (through `PyErr_SetObject`, which chains
+        // the exception being handled as its context) only when first looked at.
+        err.value(py);
+    }
+    drop(saved);
+    result
+}
+
 /// `exc.__context__ = context`, where both are exception instances (otherwise
 /// nothing is done: `exc` may come from a class a program replaced).
 pub fn set_context(exc: &Bound<'_, PyAny>, context: Bound<'_, PyAny>) {

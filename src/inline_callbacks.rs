@@ -411,9 +411,12 @@ fn finish(driver: &Bound<'_, Driver>, err: PyErr, is_failure: bool) -> PyResult<
             .call1((err.traceback(py), is_failure))?;
         Some(exc.getattr(intern!(py, "value"))?)
     } else {
+        // Twisted calls `errback()` inside `except BaseException:`, so the errbacks
+        // it runs then see the generator's exception as the one being handled.
         let capture = debug_enabled(&outer)?;
+        let exc = err.value(py).clone().into_any();
         let failure = imports::failure_from_err(py, err, capture)?;
-        return fire(&outer, failure);
+        return crate::errors::while_handling(&exc, || fire(&outer, failure));
     };
     drop(err);
     fire(&outer, value.unwrap_or_else(|| py.None().into_bound(py)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import sys
 import warnings
 import weakref
 from collections.abc import Generator, Iterator
@@ -790,6 +791,77 @@ def test_inlineCallbacks_exception_becomes_failure(impl: Impl) -> None:
         raise LookupError("gen")
 
     assert fired_with(gen()) == ("Failure", LookupError, "gen")
+
+
+def _failing_later(impl: Impl, kind: str, waiting: Any, exc: BaseException) -> Any:
+    """The Deferred of a generator or coroutine that raises ``exc`` once ``waiting`` fires."""
+    if kind == "inlineCallbacks":
+
+        @impl.inlineCallbacks
+        def gen() -> Any:
+            yield waiting
+            raise exc
+
+        return gen()
+
+    async def coro() -> None:
+        await waiting
+        raise exc
+
+    if kind == "fromCoroutine":
+        return impl.Deferred.fromCoroutine(coro())
+    return impl.ensureDeferred(coro())
+
+
+@pytest.mark.parametrize("kind", ["inlineCallbacks", "fromCoroutine", "ensureDeferred"])
+def test_errbacks_of_a_failing_generator_run_while_its_exception_is_handled(
+    impl: Impl, kind: str
+) -> None:
+    """
+    Twisted errbacks the Deferred of a generator (or coroutine) that raised inside
+    ``except``: the errbacks that runs see that exception as the one being handled
+    (``sys.exc_info()``, ``Failure()``), what they raise has it as its ``__context__``,
+    and afterwards the exception handled before is back.
+    """
+    waiting: Any = impl.Deferred()
+    exc = LookupError("from the generator")
+    d = _failing_later(impl, kind, waiting, exc)
+    seen: dict[str, Any] = {}
+
+    def errback(failure: Failure) -> None:
+        seen["handled"] = sys.exc_info()[1]
+        seen["Failure()"] = Failure()
+        raise KeyError("from the errback")
+
+    d.addErrback(errback)
+    try:
+        raise IndexError("the caller's")
+    except IndexError as caller:
+        waiting.callback(None)
+        assert sys.exc_info()[1] is caller
+    assert sys.exc_info() == (None, None, None)
+    assert seen["handled"] is exc
+    assert seen["Failure()"].value is exc
+    failure = result_of(d)
+    assert failure.type is KeyError
+    assert failure.value.__context__ is exc
+
+
+def test_AlreadyCalledError_of_a_failing_generator_has_its_exception_as_context(
+    impl: Impl,
+) -> None:
+    # The generator's Deferred was fired by hand: errbacking it raises
+    # AlreadyCalledError inside Twisted's except block, into the callback chain of the
+    # Deferred the generator waited on.
+    from twisted.internet.defer import AlreadyCalledError
+
+    waiting: Any = impl.Deferred()
+    d = _failing_later(impl, "inlineCallbacks", waiting, LookupError("from the generator"))
+    d.callback("fired by hand")
+    waiting.callback(None)
+    failure = result_of(waiting)
+    assert failure.type is AlreadyCalledError
+    assert isinstance(failure.value.__context__, LookupError)
 
 
 def test_inlineCallbacks_failure_is_thrown_into_the_generator(impl: Impl) -> None:
