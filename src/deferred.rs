@@ -280,7 +280,9 @@ fn cancel_unfired(d: &Bound<'_, Deferred>, canceller: Option<Py<PyAny>>) -> PyRe
         _ => d.get().lock()?.suppress_already_called = true,
     }
     if !d.get().lock()?.called {
-        let failure = imports::failure_of(&CancelledError::new_err(()).into_value(py).into_bound(py).into_any())?;
+        // `Failure(CancelledError())`: the exception made by calling its class, not
+        // raised (so it takes no `__context__` from an exception being handled).
+        let failure = imports::failure_of(&py.get_type::<CancelledError>().call0()?)?;
         if is_exact_public(d.as_any()) {
             start_run(d, failure)?;
         } else {

@@ -32,6 +32,19 @@ def test_cancel_without_canceller_errbacks_with_CancelledError(impl: Impl) -> No
     assert failure.value.args == ()
 
 
+def test_the_CancelledError_is_made_not_raised(impl: Impl) -> None:
+    # Twisted errbacks with Failure(CancelledError()): cancelling inside an except
+    # block does not make the handled exception its context.
+    d: Any = impl.Deferred()
+    try:
+        raise IndexError("being handled")
+    except IndexError:
+        d.cancel()
+    failure = result_of(d)
+    assert failure.type is CancelledError
+    assert failure.value.__context__ is None and failure.value.__traceback__ is None
+
+
 def test_no_canceller_fired_later_is_silently_ignored(impl: Impl) -> None:
     d: Any = impl.Deferred()
     d.cancel()
