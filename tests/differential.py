@@ -326,8 +326,13 @@ class World:
     def class_name(self, obj: object) -> str:
         return self.text(type(obj).__name__)
 
-    def name(self, value: object, depth: int = 0) -> object:
-        """A description of ``value`` that is the same in both worlds."""
+    def name(self, value: object, depth: int = 0, *, raised: bool = True) -> object:
+        """
+        A description of ``value`` that is the same in both worlds.  With ``raised``
+        false, a failure's exception is described without what raising it again
+        changes (its traceback, its context): for a failure logged when its Deferred
+        is freed, which is not at the same moment in both worlds.
+        """
         if depth > 4:
             return "..."
         if value is _NO_RESULT:
@@ -335,6 +340,8 @@ class World:
         if isinstance(value, _DEFERRED_TYPES):
             return ("D", self.register(value, hold=False))
         if isinstance(value, Failure):
+            if not raised:
+                return ("Failure", value.type, self.exception(value.value, depth, raised=False))
             # Whether the exception carries the failure's traceback (as after
             # ``except``), not the traceback itself: its frames differ (see above).
             carries = getattr(value.value, "__traceback__", None) is value.tb
@@ -351,12 +358,16 @@ class World:
             return value
         return ("object", self.class_name(value), self.text(repr(value)))
 
-    def exception(self, e: BaseException, depth: int) -> object:
+    def exception(self, e: BaseException, depth: int, *, raised: bool = True) -> object:
         if isinstance(e, FirstError):
             return ("FirstError", e.index, self.name(e.subFailure, depth + 1))
         if isinstance(e, FailureGroup):
             return ("FailureGroup", self.name(list(e.failures), depth + 1))
-        return self.text(str(e))
+        # With the kinds of exception it was raised while handling, or from.
+        chained = (type(e.__context__), type(e.__cause__), e.__suppress_context__)
+        if not raised or chained == (type(None), type(None), False):
+            return self.text(str(e))
+        return (self.text(str(e)), chained)
 
     def outcome(self, call: Callable[[], object]) -> tuple[object, ...]:
         """``("ok", description of the return value)`` or ``("raise", type, message)``."""
@@ -690,7 +701,7 @@ class World:
 
         def observe(event: dict[str, Any]) -> None:
             if _reports_unhandled_error(event):
-                self.unhandled.append(self.event(event))
+                self.unhandled.append(self.event(event, unhandled=True))
             else:
                 logged.append(self.event(event))
 
@@ -732,7 +743,7 @@ class World:
             place = "library code"
         return (w.category, self.text(str(w.message)), place)
 
-    def event(self, event: dict[str, Any]) -> object:
+    def event(self, event: dict[str, Any], unhandled: bool = False) -> object:
         failure = event.get("log_failure")
         level = event.get("log_level")
         return (
@@ -740,7 +751,7 @@ class World:
             None if level is None else level.name,
             self.text(str(event.get("log_format"))),
             event.get("isError"),
-            None if failure is None else self.name(failure),
+            None if failure is None else self.name(failure, raised=not unhandled),
             self.text(str(event.get("debugInfo", ""))),
         )
 
