@@ -40,6 +40,7 @@ import gc
 import os
 import pprint
 import re
+import sys
 import tempfile
 import threading
 import time
@@ -396,7 +397,7 @@ class World:
 
     def recorder(self, tag: object) -> Callable[..., object]:
         def record(result: object) -> object:
-            self.log.append(("recorder", tag, self.name(result)))
+            self.log.append(("recorder", tag, self.name(result), self.handled()))
             return result
 
         return record
@@ -429,7 +430,11 @@ class World:
                 self.log.append(("effect", tag, kind, "no target"))
                 return
             call = lambda: target.chainDeferred(other)
-        self.log.append(("effect", tag, kind, self.outcome(call)))
+        self.log.append(("effect", tag, kind, self.handled(), self.outcome(call)))
+
+    def handled(self) -> object:
+        """The exception being handled where user code runs (``sys.exc_info()``)."""
+        return self.name(sys.exc_info()[1])
 
     def end(self, tag: object, owner: int | None, end: Op, result: object) -> object:
         kind = end[0]
@@ -473,7 +478,14 @@ class World:
         def run(result: object, *args: object, **kwargs: object) -> object:
             assert targets is not None
             self.log.append(
-                ("run", tag, self.name(result), self.name(args), self.name(kwargs))
+                (
+                    "run",
+                    tag,
+                    self.name(result),
+                    self.name(args),
+                    self.name(kwargs),
+                    self.handled(),
+                )
             )
             for effect in effects:
                 self.do_effect(tag, owner, effect)
