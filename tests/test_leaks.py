@@ -198,34 +198,7 @@ def _cycle_failures(ns: Any, i: int) -> None:
 
 def _cycle_primitives(ns: Any, i: int) -> None:
     """DeferredLock, DeferredSemaphore and DeferredQueue: waiters, cancels, run()."""
-    lock = ns.DeferredLock()
-    lock.acquire()
-    waiter = lock.acquire()
-    waiter.addCallback(_callback)
-    gone = lock.acquire()
-    gone.addErrback(_errback)
-    gone.cancel()
-    lock.release()
-    lock.release()
-    lock.run(_callback, i).addCallback(_callback)
-    sem = ns.DeferredSemaphore(1)
-    sem.run(_raise_value_error, i).addErrback(_errback)
-    sem.acquire()
-    queued = sem.acquire()
-    queued.addErrback(_errback)
-    queued.cancel()
-    sem.release()
-    queue = ns.DeferredQueue(size=2, backlog=2)
-    queue.put(i)
-    queue.get().addCallback(_callback)
-    getter = queue.get()
-    getter.addCallback(_callback)
-    queue.put([i])
-    cancelled = queue.get()
-    cancelled.addErrback(_errback)
-    cancelled.cancel()
-    queue.put(str(i))  # left pending: freed with the queue
-    ns.DeferredList([]).addCallback(_callback)
+    _primitives_path(ns, Tokens())
 
 
 #: name -> (cycle function, takes the namespace rather than the class, cycles,
@@ -520,6 +493,8 @@ def _DeferredList_path(ns: Impl, t: Tokens) -> None:
     assert result_of(dl)[0] == (True, t.result)
     pending = ns.DeferredList([ns.Deferred(), ns.succeed(t.arg)], fireOnOneCallback=True)
     pending.addCallback(t.callback, t.arg, k=t.kwarg)
+    empty = ns.DeferredList([])  # fired while it was made
+    empty.addCallback(t.callback, t.arg, k=t.kwarg)
 
 
 def _failures_path(ns: Impl, t: Tokens) -> None:
