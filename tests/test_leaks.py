@@ -159,41 +159,13 @@ def _cycle_collections(ns: Any, i: int) -> None:
     h.cancel()
 
 
-def _raise_value_error(result: object, *args: object) -> None:
-    raise ValueError(result)
-
-
-def _trap_and_raise(failure: Failure) -> None:
-    failure.trap(ValueError)
-    raise KeyError("lesser")
-
-
 def _cycle_failures(ns: Any, i: int) -> None:
     """
     Every way a Failure is made: a raising callback and errback, ``fail(exception)``,
     ``errback()`` inside ``except``, ``errback`` of a non-exception, ``maybeDeferred``
     of a raising function, ``cancel()``.
     """
-    D = ns.Deferred
-    d = D()
-    d.addCallback(_raise_value_error)
-    d.addErrback(_trap_and_raise)
-    d.addBoth(_errback)
-    d.callback(i)
-    e = D()
-    try:
-        raise IndexError(i)
-    except IndexError:
-        e.errback()
-    e.addErrback(_errback)
-    n = D()
-    n.addErrback(_errback)
-    n.errback(str(i))
-    c = D()
-    c.addErrback(_errback)
-    c.cancel()
-    ns.fail(ValueError(i)).addErrback(_errback)
-    ns.maybeDeferred(_raise_value_error, i).addErrback(_errback)
+    _failures_path(ns, Tokens())
 
 
 def _cycle_primitives(ns: Any, i: int) -> None:
@@ -503,10 +475,13 @@ def _failures_path(ns: Impl, t: Tokens) -> None:
     def raising(result: object, *args: object, **kwargs: object) -> None:
         raise ValueError(t.arg)
 
-    d = ns.succeed(t.result)
-    d.addCallback(raising, t.arg, k=t.kwarg)
-    d.addErrback(t.errback, t.arg, k=t.kwarg)  # returns the failure: still failed
-    d.addErrback(_handled)
+    for d in (ns.Deferred(), ns.succeed(t.result)):  # fired after, or before, its callbacks
+        d.addCallback(raising, t.arg, k=t.kwarg)
+        d.addErrback(t.errback, t.arg, k=t.kwarg)  # returns the failure: still failed
+        d.addErrback(raising, t.arg, k=t.kwarg)  # fails again, with a new exception
+        d.addErrback(_handled)
+        if not d.called:
+            d.callback(t.result)
     ns.fail(t.exception).addErrback(_handled)
     e = ns.Deferred()
     try:
