@@ -331,8 +331,9 @@ class World:
         """
         A description of ``value`` that is the same in both worlds.  With ``raised``
         false, a failure's exception is described without what raising it again
-        changes (its traceback, its context): for a failure logged when its Deferred
-        is freed, which is not at the same moment in both worlds.
+        changes (its traceback, its context), nor of the failures inside it: for a
+        failure logged when its Deferred is freed, which is not at the same moment in
+        both worlds.
         """
         if depth > 4:
             return "..."
@@ -348,11 +349,13 @@ class World:
             carries = getattr(value.value, "__traceback__", None) is value.tb
             return ("Failure", value.type, self.exception(value.value, depth), carries)
         if isinstance(value, BaseException):
-            return ("exception", type(value), self.exception(value, depth))
+            return ("exception", type(value), self.exception(value, depth, raised=raised))
         if isinstance(value, (list, tuple)):
-            return (type(value).__name__, tuple(self.name(v, depth + 1) for v in value))
+            items = tuple(self.name(v, depth + 1, raised=raised) for v in value)
+            return (type(value).__name__, items)
         if isinstance(value, dict):
-            return ("dict", tuple((k, self.name(v, depth + 1)) for k, v in value.items()))
+            items = tuple((k, self.name(v, depth + 1, raised=raised)) for k, v in value.items())
+            return ("dict", items)
         if isinstance(value, str):
             return self.text(value)
         if value is None or isinstance(value, (bool, int, float, type)):
@@ -361,9 +364,9 @@ class World:
 
     def exception(self, e: BaseException, depth: int, *, raised: bool = True) -> object:
         if isinstance(e, FirstError):
-            return ("FirstError", e.index, self.name(e.subFailure, depth + 1))
+            return ("FirstError", e.index, self.name(e.subFailure, depth + 1, raised=raised))
         if isinstance(e, FailureGroup):
-            return ("FailureGroup", self.name(list(e.failures), depth + 1))
+            return ("FailureGroup", self.name(list(e.failures), depth + 1, raised=raised))
         # With the kinds of exception it was raised while handling, or from.
         chained = (type(e.__context__), type(e.__cause__), e.__suppress_context__)
         if not raised or chained == (type(None), type(None), False):
