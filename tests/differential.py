@@ -19,6 +19,10 @@ What is observed after a step (see ``World.step``):
   ``gc.collect()`` that ends it;
 * for every Deferred the program holds: its class name, ``called``, ``paused``,
   ``_chainedTo``, ``result`` and ``str()`` (and a ``DeferredList``'s progress);
+* for every ``DeferredLock``, ``DeferredSemaphore`` and ``DeferredQueue`` made
+  (named ``P<n>`` by the order they were made): its waiting Deferreds and the
+  attributes Twisted's steps use (``locked``; ``tokens``, ``limit``; ``pending``,
+  ``size``, ``backlog``);
 * the delayed calls pending on the world's ``Clock``;
 * after the last step, which drops every Deferred and collects garbage: every
   "Unhandled error in Deferred:" logged during the program (as a whole, not step by
@@ -65,6 +69,7 @@ _ADDRESS = re.compile(r"0x[0-9a-f]+")
 _NO_RESULT = object()
 _RECURSION = re.compile(r"maximum recursion depth exceeded( (while|in) [a-zA-Z_ ]*[a-zA-Z_])?")
 _HERE = os.path.dirname(os.path.abspath(__file__))
+_MODULE_IN_REPR = re.compile(r"<(twisted\.internet\.defer|txdefer\._defer)\.")
 _FRAME_LINE = re.compile(r"^\S+\.py:\d+:\S+\n", re.MULTILINE)
 
 Op = tuple[Any, ...]
@@ -79,6 +84,25 @@ pick = st.integers(0, 7)
 value = st.sampled_from(["x", "y", None, 1])
 extra_args = st.lists(value, max_size=2).map(tuple)
 extra_kwargs = st.dictionaries(st.sampled_from(["k", "m"]), value, max_size=2)
+#: A reference to a lock, semaphore or queue the program made: its position (modulo
+#: the number made) in the order they were made.
+primitive_pick = st.integers(0, 3)
+#: A primitive to make: a lock, a semaphore of so many tokens (0 is refused), or a
+#: queue of a size and a backlog (``None``: no limit).
+primitive_kind = st.one_of(
+    st.tuples(st.just("DeferredLock")),
+    st.tuples(st.just("DeferredSemaphore"), st.integers(0, 2)),
+    st.tuples(
+        st.just("DeferredQueue"), st.none() | st.integers(0, 2), st.none() | st.integers(0, 2)
+    ),
+)
+#: What a program does with a primitive: ``take`` is ``acquire()`` (``get()`` for a
+#: queue), ``give`` is ``release()`` (``put(value)``); the context manager's halves
+#: (a queue has none: ``take``/``give``).
+primitive_use = st.sampled_from(["take", "give", "__aenter__", "__aexit__"])
+#: A value assigned to a primitive's own attribute (``locked``, ``tokens``, ``size``):
+#: Twisted's steps read them back as they are.
+primitive_setting = st.sampled_from([0, 1, 2, None, True, False])
 
 #: What a callback (or generator) does on the side, before it ends.
 effect = st.one_of(
@@ -90,6 +114,8 @@ effect = st.one_of(
     st.tuples(st.just("add recorder to"), pick),
     st.tuples(st.just("add recorder to own")),
     st.tuples(st.just("chain"), pick, pick),
+    st.tuples(st.just("take"), primitive_pick),
+    st.tuples(st.just("give"), primitive_pick, value),
 )
 
 #: How a callback ends.
@@ -275,6 +301,8 @@ class World:
         self.awaited: collections.Counter[int] = collections.Counter()
         #: Descriptions of the "Unhandled error in Deferred:" events logged so far.
         self.unhandled: list[object] = []
+        #: The locks, semaphores and queues made, by name (their position).
+        self.primitives: list[Any] = []
         subclass = impl.Deferred.__name__
         self._subclass_name = (
             None if subclass == "Deferred" else re.compile(rf"\b{re.escape(subclass)}\b")
@@ -292,6 +320,14 @@ class World:
         if hold:
             self.held[n] = d
         return n
+
+    def resolve_primitive(self, p: int) -> int | None:
+        """The name of the primitive that the pick ``p`` refers to."""
+        return p % len(self.primitives) if self.primitives else None
+
+    def picked_primitive(self, p: int) -> Any:
+        """The primitive the pick ``p`` refers to (the rules run only once one exists)."""
+        return self.primitives[p % len(self.primitives)]
 
     def lookup(self, n: int | None) -> Any:
         """The Deferred named ``n``, or ``None`` if it no longer exists."""
@@ -322,7 +358,9 @@ class World:
         )
         if self._subclass_name is not None:
             text = self._subclass_name.sub("Deferred", text)
-        return text
+        # An object's default repr names its class's module (txdefer's classes are
+        # not in Twisted's; see the README's compatibility table).
+        return _MODULE_IN_REPR.sub("<defer.", text)
 
     def class_name(self, obj: object) -> str:
         return self.text(type(obj).__name__)
@@ -360,6 +398,9 @@ class World:
             return self.text(value)
         if value is None or isinstance(value, (bool, int, float, type)):
             return value
+        for p, primitive in enumerate(self.primitives):
+            if value is primitive:
+                return ("P", p)
         return ("object", self.class_name(value), self.text(repr(value)))
 
     def exception(self, e: BaseException, depth: int, *, raised: bool = True) -> object:
@@ -390,6 +431,8 @@ class World:
             return (kind, self.resolve(effect[1]), self.resolve(effect[2]))
         if kind == "add recorder to own":
             return effect
+        if kind in ("take", "give"):
+            return (kind, self.resolve_primitive(effect[1]), *effect[2:])
         return (kind, self.resolve(effect[1]), *effect[2:])
 
     def bind_action(self, action: Op) -> Op:
@@ -407,6 +450,13 @@ class World:
 
     def do_effect(self, tag: object, owner: int | None, effect: Op) -> None:
         kind = effect[0]
+        if kind in ("take", "give"):
+            if effect[1] is None:
+                self.log.append(("effect", tag, kind, "no target"))
+                return
+            use = lambda: self.use(effect[1], kind, effect[2] if kind == "give" else None)
+            self.log.append(("effect", tag, kind, self.handled(), self.outcome(use)))
+            return
         if kind == "add recorder to own":
             target = self.lookup(owner)
         else:
@@ -620,6 +670,7 @@ class World:
             return self.clock.advance(op[1])
         if kind == "drop everything":
             self.held.clear()
+            self.primitives.clear()
             self.clock = Clock()
             return None
         if kind in ("gatherResults", "DeferredList", "race"):
@@ -650,6 +701,42 @@ class World:
             made = impl.maybeDeferred(self.callback(tag, None, self.bind_action(op[1])), "arg")
             self.register(made, hold=True)
             return made
+
+        if kind == "primitive":
+            cls = getattr(impl, op[1])
+            self.primitives.append(cls(*op[2:]))
+            return len(self.primitives) - 1
+        if kind == "use":
+            return self.use(self.resolve_primitive(op[1]), op[2], op[3])
+        if kind == "run":
+            primitive = self.picked_primitive(op[1])
+            made = primitive.run(self.callback(tag, None, self.bind_action(op[2])), "arg", *op[3])
+            self.register(made, hold=True)
+            return made
+        if kind == "set":
+            primitive = self.picked_primitive(op[1])
+            attribute = {"DeferredLock": "locked", "DeferredSemaphore": "tokens"}
+            setattr(primitive, attribute.get(type(primitive).__name__, "size"), op[2])
+            return None
+        if kind == "waiter":
+            # Cancel, pause or fire by hand a Deferred waiting on the primitive.
+            waiting = self.picked_primitive(op[1]).waiting
+            if not waiting:
+                return "none waiting"
+            d = waiting[op[2] % len(waiting)]
+            self.register(d, hold=True)
+            if op[3] == "callback":
+                return d.callback(f"by hand {tag}")
+            avoid = avoided(self, op[3], d)
+            if avoid:
+                return ("skipped", avoid)
+            return getattr(d, op[3])()
+        if kind == "wait on":
+            # A Deferred of the program's own put at the end of the waiting list:
+            # the next release (or put) fires it.
+            primitive = self.picked_primitive(op[1])
+            primitive.waiting.append(self.lookup(self.resolve(op[2])))
+            return None
 
         # Operations on one held Deferred.
         n = self.resolve(op[1])
@@ -704,6 +791,26 @@ class World:
             return None
         raise AssertionError(f"unknown operation {op!r}")
 
+    def use(self, p: int | None, how: str, value: object) -> object:
+        """``take``, ``give`` or a context manager half on the primitive named ``p``."""
+        if p is None:
+            return "no primitive"
+        primitive = self.primitives[p]
+        is_queue = not hasattr(primitive, "acquire")
+        if how in ("take", "__aenter__") and is_queue:
+            how = "get"
+        elif how in ("give", "__aexit__") and is_queue:
+            return primitive.put(value)
+        if how == "take":
+            how = "acquire"
+        elif how == "give":
+            return primitive.release()
+        elif how == "__aexit__":
+            return primitive.__aexit__(None, None, None)
+        made = getattr(primitive, how)()
+        self.register(made, hold=True)
+        return made
+
     # -- observing ---------------------------------------------------------------------
 
     def step(self, op: Op) -> dict[str, object]:
@@ -737,6 +844,7 @@ class World:
             "logged": logged,
             "held": [self.state(n, d) for n, d in self.held.items()],
             "clock": [(c.getTime(), c.active()) for c in self.clock.getDelayedCalls()],
+            "primitives": [self.primitive_state(p) for p in self.primitives],
         }
         if op == ("drop everything",):
             # When a Deferred is freed, and so when its unhandled error is logged,
@@ -785,6 +893,15 @@ class World:
         return tuple(state)
 
 
+    def primitive_state(self, primitive: Any) -> object:
+        """A lock's, semaphore's or queue's attributes, as Twisted's steps use them."""
+        state: list[object] = [self.class_name(primitive)]
+        for attribute in ("waiting", "locked", "tokens", "limit", "pending", "size", "backlog"):
+            if hasattr(primitive, attribute):
+                state.append((attribute, self.name(getattr(primitive, attribute))))
+        return tuple(state)
+
+
 def _reports_unhandled_error(event: dict[str, Any]) -> bool:
     """Whether ``event`` is one of the two that report an unhandled failure."""
     return event.get("log_namespace") == "twisted.internet.defer" and (
@@ -795,7 +912,13 @@ def _reports_unhandled_error(event: dict[str, Any]) -> bool:
 def _names_in(action: Op) -> list[int | None]:
     """The names of the Deferreds a bound action (or generator step) refers to."""
     effects, end = action
-    names = [n for effect in effects for n in effect[1:3] if isinstance(n, int)]
+    names = [
+        n
+        for effect in effects
+        if effect[0] not in ("take", "give")  # these name a primitive
+        for n in effect[1:3]
+        if isinstance(n, int)
+    ]
     if end[0] == "return held":
         names.append(end[1])
     return names
@@ -1086,6 +1209,33 @@ class DifferentialMachine(RuleBasedStateMachine):
     def maybe_deferred(self, callable: Op) -> None:
         self.apply("maybeDeferred", callable)
 
+    @rule(kind=primitive_kind)
+    def make_primitive(self, kind: Op) -> None:
+        self.apply("primitive", *kind)
+
+    def has_primitives(self) -> bool:
+        return bool(self.worlds[0].primitives)
+
+    @precondition(has_primitives)
+    @rule(p=primitive_pick, how=primitive_use, value=value)
+    def use_primitive(self, p: int, how: str, value: object) -> None:
+        self.apply("use", p, how, value)
+
+    @precondition(has_primitives)
+    @rule(p=primitive_pick, callable=action, args=extra_args)
+    def run_with_primitive(self, p: int, callable: Op, args: Op) -> None:
+        self.apply("run", p, callable, args)
+
+    @precondition(has_primitives)
+    @rule(p=primitive_pick, setting=primitive_setting)
+    def set_primitive(self, p: int, setting: object) -> None:
+        self.apply("set", p, setting)
+
+    @precondition(lambda self: self.has_primitives() and self.holds())
+    @rule(p=primitive_pick, d=pick)
+    def wait_on_primitive(self, p: int, d: int) -> None:
+        self.apply("wait on", p, d)
+
     @precondition(holds)
     @rule(d=pick)
     def drop(self, d: int) -> None:
@@ -1104,6 +1254,36 @@ class DifferentialMachine(RuleBasedStateMachine):
         return tuple(bound)
 
 
-def machine_for(impl: Impl) -> type[DifferentialMachine]:
-    """The state machine comparing ``impl`` with Twisted."""
-    return type(f"Differential_{impl.name}", (DifferentialMachine,), {"impl": impl})
+class PrimitivesMachine(DifferentialMachine):
+    """
+    Programs centred on ``DeferredLock``, ``DeferredSemaphore`` and ``DeferredQueue``:
+    the same operations, without the combinators, timeouts and ``chainDeferred``, so
+    that most steps take, give, run, cancel or re-enter a primitive and its waiters.
+    (Among all the rules, a program rarely makes two waiters on one primitive and
+    then cancels one.)
+    """
+
+    # Rules left out (a non-rule attribute hides the inherited rule).
+    add_callbacks = chain_deferred = add_timeout = advance_clock = None  # type: ignore[assignment]
+    gather_results = deferred_list = race = maybe_deferred = fail = None  # type: ignore[assignment]
+
+    @precondition(DifferentialMachine.has_primitives)
+    @rule(
+        p=primitive_pick,
+        i=st.integers(0, 2),
+        method=st.sampled_from(["cancel", "pause", "unpause", "callback"]),
+    )
+    def waiter(self, p: int, i: int, method: str) -> None:
+        self.apply("waiter", p, i, method)
+
+    @initialize(kinds=st.lists(primitive_kind, min_size=1, max_size=2))
+    def start_primitives(self, kinds: list[Op]) -> None:
+        for kind in kinds:
+            self.apply("primitive", *kind)
+
+
+def machine_for(
+    impl: Impl, base: type[DifferentialMachine] = DifferentialMachine
+) -> type[DifferentialMachine]:
+    """The state machine (``base``'s programs) comparing ``impl`` with Twisted."""
+    return type(f"{base.__name__}_{impl.name}", (base,), {"impl": impl})

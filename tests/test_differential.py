@@ -20,7 +20,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import run_state_machine_as_test
 from twisted.python.failure import Failure
 
-from tests.differential import DifferentialMachine, isolated_global_log, machine_for
+from tests.differential import (
+    DifferentialMachine,
+    PrimitivesMachine,
+    isolated_global_log,
+    machine_for,
+)
 from tests.impls import TWISTED, Impl
 
 N_DEFERREDS = 3
@@ -215,6 +220,8 @@ def test_random_programs_behave_as_on_twisted(
 #: itself is deterministic.  ``TXDEFER_DIFF_EXAMPLES=<n>`` runs <n> on each instead,
 #: with a random seed unless ``TXDEFER_DIFF_SEED=<seed>`` gives one.
 CI_PROGRAMS = {"twisted": 500, "txdefer": 2000, "subclass": 2000}
+#: The same for the programs centred on locks, semaphores and queues.
+CI_PRIMITIVES_PROGRAMS = {"twisted": 250, "txdefer": 1000, "subclass": 1000}
 
 #: A long profile runs in batches of this many programs, each a separate Hypothesis
 #: run with its own seed (the given seed, plus one per batch): within one run
@@ -228,14 +235,35 @@ def test_stateful_programs_observe_the_same_as_on_twisted(impl: Impl) -> None:
     Random programs of operations, run step by step on Twisted and on ``impl``:
     after every step, the return value or exception of the call, every callback
     invocation, warnings, logged events, the state and ``str()`` of every held
-    Deferred and the clock are compared; and at the end, with every Deferred gone,
-    the unhandled errors logged.  (See tests/differential.py.)
+    Deferred, lock, semaphore and queue and the clock are compared; and at the end,
+    with every Deferred gone, the unhandled errors logged.  (See
+    tests/differential.py.)
+    """
+    run_programs(impl, DifferentialMachine, CI_PROGRAMS[impl.name])
+
+
+def test_stateful_programs_of_locks_semaphores_and_queues_observe_the_same(
+    impl: Impl,
+) -> None:
+    """
+    The same, for programs centred on ``DeferredLock``, ``DeferredSemaphore`` and
+    ``DeferredQueue``: acquiring, releasing, ``run()``, the context manager's
+    halves, getting and putting, waiters cancelled, paused and fired by hand,
+    attributes assigned, callbacks that take and give.
+    """
+    run_programs(impl, PrimitivesMachine, CI_PRIMITIVES_PROGRAMS[impl.name])
+
+
+def run_programs(impl: Impl, base: type[DifferentialMachine], ci_programs: int) -> None:
+    """
+    Run ``ci_programs`` programs of ``base`` on Twisted and ``impl`` (or
+    ``TXDEFER_DIFF_EXAMPLES`` of them), failing at the first difference.
     """
     long_run = os.environ.get("TXDEFER_DIFF_EXAMPLES")
     seed = os.environ.get("TXDEFER_DIFF_SEED")
     if long_run and not seed:
         seed = str(random.randrange(2**32))
-    total = int(long_run or CI_PROGRAMS[impl.name])
+    total = int(long_run or ci_programs)
     batches = [LONG_RUN_BATCH] * (total // LONG_RUN_BATCH) if long_run else []
     if sum(batches) < total:
         batches.append(total - sum(batches))
@@ -244,7 +272,7 @@ def test_stateful_programs_observe_the_same_as_on_twisted(impl: Impl) -> None:
     try:
         with isolated_global_log():
             for number, count in enumerate(batches):
-                machine = machine_for(impl)
+                machine = machine_for(impl, base)
                 batch_seed = int(seed) + number if seed else None
                 if batch_seed is not None:
                     machine = hypothesis.seed(batch_seed)(machine)
@@ -272,7 +300,7 @@ def test_stateful_programs_observe_the_same_as_on_twisted(impl: Impl) -> None:
     skipped = DifferentialMachine.discarded - discarded
     # Shown with `pytest -s` (the long profile's count of programs compared).
     print(
-        f"\n{impl.name}: {ran} programs compared with Twisted to the end, {skipped} discarded"
+        f"\n{impl.name} ({base.__name__}): {ran} programs compared with Twisted to the end, {skipped} discarded"
         f" (recursion limit or runaway cancellation), in {len(batches)} run(s),"
         f" seed {seed or 'derandomized'}"
     )
