@@ -18,22 +18,42 @@ use pyo3::types::PyType;
 
 use crate::deferred::{public_type, Deferred, State};
 
-/// A new, unfired `txdefer.Deferred` with `canceller` (`None` for none).
-pub fn new_public<'py>(
-    py: Python<'py>,
-    canceller: Option<&Bound<'py, PyAny>>,
-) -> PyResult<Bound<'py, Deferred>> {
-    let canceller = canceller.filter(|c| !c.is_none());
+/// How the code being mirrored passes the canceller to `Deferred(...)`: a replaced
+/// `Deferred.__init__` is called with the arguments as given.
+#[derive(Clone, Copy)]
+pub enum CancellerArg<'a, 'py> {
+    /// `Deferred()`
+    Absent,
+    /// `Deferred(canceller)`
+    Positional(&'a Bound<'py, PyAny>),
+    /// `Deferred(canceller=canceller)`
+    Keyword(&'a Bound<'py, PyAny>),
+}
+
+/// A new, unfired `txdefer.Deferred` made as `Deferred(...)` with `canceller` makes
+/// it (`None` given is no canceller).
+pub fn new_public<'py>(py: Python<'py>, canceller: CancellerArg<'_, 'py>) -> PyResult<Bound<'py, Deferred>> {
     let cls = public_type(py)?;
     if new_alone(py, cls) {
-        let state = State::new(None, canceller.map(|c| c.clone().unbind()));
+        let given = match canceller {
+            CancellerArg::Absent => None,
+            CancellerArg::Positional(c) | CancellerArg::Keyword(c) => Some(c),
+        };
+        let state = State::new(None, given.filter(|c| !c.is_none()).map(|c| c.clone().unbind()));
         return create(py, cls, state);
     }
-    let args = match canceller {
-        Some(canceller) => vec![cls.clone().into_any(), canceller.clone()],
-        None => vec![cls.clone().into_any()],
-    };
-    let d = type_call(py, args, None)?;
+    let mut args = vec![cls.clone().into_any()];
+    let mut kwargs = None;
+    match canceller {
+        CancellerArg::Absent => {}
+        CancellerArg::Positional(c) => args.push(c.clone()),
+        CancellerArg::Keyword(c) => {
+            let dict = pyo3::types::PyDict::new(py);
+            dict.set_item(pyo3::intern!(py, "canceller"), c)?;
+            kwargs = Some(dict);
+        }
+    }
+    let d = type_call(py, args, kwargs.as_ref())?;
     Ok(d.cast_into::<Deferred>()?)
 }
 
@@ -44,7 +64,7 @@ pub fn new_public_fired<'py>(py: Python<'py>, result: Bound<'py, PyAny>) -> PyRe
     if new_alone(py, cls) {
         return create(py, cls, State::new(Some(result.unbind()), None));
     }
-    let d = new_public(py, None)?;
+    let d = new_public(py, CancellerArg::Absent)?;
     let old = {
         let mut st = d.get().lock()?;
         st.called = true;
@@ -52,6 +72,24 @@ pub fn new_public_fired<'py>(py: Python<'py>, result: Bound<'py, PyAny>) -> PyRe
     };
     drop(old);
     Ok(d)
+}
+
+/// Does `Deferred()` make a `txdefer.Deferred` by the compiled `__new__` alone, with
+/// nothing a program can see (no debug mode, no replaced `__init__`)?  Where it
+/// does (the public class is then returned), a Deferred that Twisted makes and then
+/// fires can be made already fired, by `new_public_fired_alone`.
+pub fn made_alone(py: Python<'_>) -> PyResult<Option<&Bound<'_, PyType>>> {
+    let cls = public_type(py)?;
+    Ok(new_alone(py, cls).then_some(cls))
+}
+
+/// `succeed(result)` where `made_alone` has just returned `cls` (so without asking
+/// again).
+pub fn new_public_fired_alone<'py>(
+    cls: &Bound<'py, PyType>,
+    result: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, Deferred>> {
+    create(cls.py(), cls, State::new(Some(result.unbind()), None))
 }
 
 /// Does `cls` make its Deferreds by the compiled `__new__` alone, its `__init__`
@@ -212,18 +250,21 @@ unsafe extern "C" fn vectorcall(
         // SAFETY: `args` holds `nargs + nkw` valid borrowed references.
         let arg = |i: usize| unsafe { Bound::from_borrowed_ptr(py, *args.add(i)) };
         // `Deferred()`, `Deferred(canceller)`, `Deferred(canceller=...)`.
-        let canceller = match (nargs, nkw) {
-            (0, 0) => Some(None),
-            (1, 0) => Some(Some(arg(0))),
-            (0, 1) => match &kwnames {
-                Some(names) if names.get_item(0)?.eq(pyo3::intern!(py, "canceller"))? => Some(Some(arg(0))),
+        let first = (nargs + nkw > 0).then(|| arg(0));
+        let canceller = match (nargs, nkw, &first) {
+            (0, 0, _) => Some(CancellerArg::Absent),
+            (1, 0, Some(c)) => Some(CancellerArg::Positional(c)),
+            (0, 1, Some(c)) => match &kwnames {
+                Some(names) if names.get_item(0)?.eq(pyo3::intern!(py, "canceller"))? => {
+                    Some(CancellerArg::Keyword(c))
+                }
                 _ => None,
             },
             _ => None,
         };
         if let (Some(canceller), Ok(public)) = (canceller, public_type(py)) {
             if cls.is(public) {
-                return Ok(new_public(py, canceller.as_ref())?.into_any());
+                return Ok(new_public(py, canceller)?.into_any());
             }
         }
         // Anything else: `type.__call__(cls, *args, **kwargs)`, as without this entry.

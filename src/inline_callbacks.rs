@@ -167,7 +167,7 @@ pub fn cancellable_inline_callbacks<'py>(gen: Bound<'py, PyAny>) -> PyResult<Bou
         },
     )?;
     // The driver is the canceller: Twisted's `lambda d: _addCancelCallbackToDeferred(d, status)`.
-    let d = crate::construct::new_public(py, Some(driver.as_any()))?.into_any();
+    let d = crate::construct::new_public(py, crate::construct::CancellerArg::Positional(driver.as_any()))?.into_any();
     driver.get().lock()?.deferred = Some(d.clone().unbind());
     drive(&driver, py.None().into_bound(py))?;
     Ok(d)

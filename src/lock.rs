@@ -8,12 +8,13 @@
 //! may override it.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyTuple, PyType};
 use pyo3::intern;
 
-use crate::deferred::succeed;
+use crate::construct::{made_alone, new_public, new_public_fired_alone, CancellerArg};
 use crate::slots::{
-    assertion, asserts_enabled, hand_to_first_waiter, names, new_waiter, Attr, Slots, WAITING,
+    append, assertion, asserts_enabled, fire, hand_to_first_waiter, names, new_waiter, Attr, Slots,
+    WAITING,
 };
 
 /// `DeferredLock`'s attribute after `waiting`; `DeferredSemaphore`'s two.
@@ -28,9 +29,33 @@ fn wait<'py>(slf: &Bound<'py, PyAny>, slots: &Slots) -> PyResult<Bound<'py, PyAn
 }
 
 /// A free acquire: what Twisted's `Deferred(self._cancelAcquire)` then
-/// `d.callback(self)` leave (firing drops the canceller), made in one step.
-fn acquired<'py>(slf: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    Ok(succeed(slf.py(), slf.clone())?.into_any())
+/// `d.callback(self)` leave (firing drops the canceller), made in one step.  Only
+/// where `made_alone` gave the class: `Deferred()` does nothing a program can see.
+fn acquired<'py>(cls: &Bound<'py, PyType>, slf: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    Ok(new_public_fired_alone(cls, slf.clone())?.into_any())
+}
+
+/// Twisted's `acquire` of a free lock or token, step by step, for when making a
+/// Deferred is observable:
+/// debug mode (`Deferred()` records the creator's stack, `d.callback(self)` the
+/// invoker's) or a replaced `Deferred.__init__` (which is given the canceller).
+/// `Deferred(canceller=self._cancelAcquire)`; then `take()` takes the lock or a
+/// token, and the Deferred fires with `slf`, or, if there was none to take, it is
+/// appended to `waiting`.
+fn acquire_in_steps<'py>(
+    slf: &Bound<'py, PyAny>,
+    slots: &Slots,
+    take: impl FnOnce() -> PyResult<bool>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = slf.py();
+    let canceller = slf.getattr(intern!(py, "_cancelAcquire"))?;
+    let d = new_public(py, CancellerArg::Keyword(&canceller))?.into_any();
+    if take()? {
+        fire(&d, slf.clone())?;
+    } else {
+        append(&slots.require(slf, WAITING)?, &d)?;
+    }
+    Ok(d)
 }
 
 /// The end of a release: the first waiter, if any, gets the primitive, after
@@ -70,8 +95,18 @@ impl LockBase {
         if is_locked(any, slots)? {
             return wait(any, slots);
         }
+        let Some(cls) = made_alone(py)? else {
+            return acquire_in_steps(any, slots, || {
+                // Read again: making the Deferred may have run a program's code.
+                if is_locked(any, slots)? {
+                    return Ok(false);
+                }
+                slots.set(LOCKED.index, Some(flag(py, true)))?;
+                Ok(true)
+            });
+        };
         slots.set(LOCKED.index, Some(flag(py, true)))?;
-        acquired(any)
+        acquired(cls, any)
     }
 
     /// Release the lock.  The first Deferred waiting, if any, fires with the lock,
@@ -132,8 +167,19 @@ impl SemaphoreBase {
         if !tokens.is_truthy()? {
             return wait(any, slots);
         }
+        let Some(cls) = made_alone(py)? else {
+            return acquire_in_steps(any, slots, || {
+                // Read again: making the Deferred may have run a program's code.
+                let tokens = slots.require(any, TOKENS)?;
+                if !tokens.is_truthy()? {
+                    return Ok(false);
+                }
+                slots.set(TOKENS.index, Some(tokens.sub(1)?.unbind()))?;
+                Ok(true)
+            });
+        };
         slots.set(TOKENS.index, Some(tokens.sub(1)?.unbind()))?;
-        acquired(any)
+        acquired(cls, any)
     }
 
     /// Release a token.  The first Deferred waiting, if any, fires with the

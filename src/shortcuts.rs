@@ -17,7 +17,7 @@ use crate::imports::{self, ResultKind};
 #[pyfunction]
 #[pyo3(signature = (result=None))]
 pub fn fail<'py>(py: Python<'py>, result: Option<Bound<'py, PyAny>>) -> PyResult<Bound<'py, Deferred>> {
-    let d = crate::construct::new_public(py, None)?;
+    let d = crate::construct::new_public(py, crate::construct::CancellerArg::Absent)?;
     deferred::errback_with(&d, result)?;
     Ok(d)
 }

@@ -224,7 +224,7 @@ pub fn new_waiter<'py>(
     canceller: &Bound<'py, pyo3::types::PyString>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let canceller = slf.getattr(canceller)?;
-    let d = crate::construct::new_public(slf.py(), Some(&canceller))?.into_any();
+    let d = crate::construct::new_public(slf.py(), crate::construct::CancellerArg::Keyword(&canceller))?.into_any();
     append(waiting, &d)?;
     Ok(d)
 }

@@ -1552,14 +1552,15 @@ def test_errback_inside_except_builds_the_Failure_Twisted_builds(
 @contextlib.contextmanager
 def _init_replaced(cls: Any, calls: list[object]) -> Iterator[None]:
     """
-    ``cls.__init__`` replaced by a function that records its calls, then restored.
+    ``cls.__init__`` replaced by a function that records its calls (how many
+    positional arguments, and the names of the keyword ones), then restored.
     """
     own = vars(cls).get("__init__")
     original = cls.__init__
 
-    def init(self: Any, *args: object) -> None:
-        calls.append(len(args))
-        original(self, *args)
+    def init(self: Any, *args: object, **kwargs: object) -> None:
+        calls.append((len(args), sorted(kwargs)))
+        original(self, *args, **kwargs)
 
     cls.__init__ = init
     try:
@@ -1572,13 +1573,28 @@ def _init_replaced(cls: Any, calls: list[object]) -> Iterator[None]:
 
 
 @pytest.mark.parametrize(
-    "maker", ["Deferred()", "Deferred(canceller)", "succeed", "fail", "inlineCallbacks"]
+    "maker",
+    [
+        "Deferred()",
+        "Deferred(canceller)",
+        "Deferred(canceller=canceller)",
+        "Deferred(None)",
+        "succeed",
+        "fail",
+        "inlineCallbacks",
+        "lock.acquire() free",
+        "lock.acquire() waiting",
+        "semaphore.acquire() free",
+        "queue.get() waiting",
+    ],
 )
 def test_a_replaced_init_runs_for_every_new_deferred(maker: str) -> None:
     """
-    ``Deferred()``, ``Deferred(canceller)``, ``succeed``, ``fail`` and
-    ``inlineCallbacks`` run a replaced ``Deferred.__init__`` as often as on Twisted
-    (txdefer otherwise skips the compiled ``__init__``, which has nothing to do).
+    ``Deferred()``, ``succeed``, ``fail``, ``inlineCallbacks`` and the primitives
+    run a replaced ``Deferred.__init__`` as often as on Twisted, with the canceller
+    passed as Twisted passes it (by position or by keyword), and it is the
+    Deferred's canceller (txdefer otherwise skips the compiled ``__init__``, which
+    has nothing to do, and makes a free acquire already fired).
     """
     from tests.impls import TWISTED, TXDEFER
 
@@ -1592,6 +1608,28 @@ def test_a_replaced_init_runs_for_every_new_deferred(maker: str) -> None:
             elif maker == "Deferred(canceller)":
                 d = impl.Deferred(print)
                 assert (d.called, d._canceller) == (False, print)
+            elif maker == "Deferred(canceller=canceller)":
+                d = impl.Deferred(canceller=print)
+                assert (d.called, d._canceller) == (False, print)
+            elif maker == "Deferred(None)":
+                d = impl.Deferred(None)
+                assert (d.called, d._canceller) == (False, None)
+            elif maker.startswith(("lock", "semaphore")):
+                primitive = impl.DeferredLock() if maker.startswith("lock") else impl.DeferredSemaphore(1)
+                if maker.endswith("waiting"):
+                    primitive.acquire()
+                    calls.clear()
+                d = primitive.acquire()
+                if maker.endswith("free"):
+                    assert fired_with(d) is primitive
+                    assert d._canceller is None  # dropped when it fired
+                else:
+                    assert primitive.waiting == [d]
+                    assert d._canceller == primitive._cancelAcquire
+            elif maker == "queue.get() waiting":
+                queue = impl.DeferredQueue()
+                d = queue.get()
+                assert (queue.waiting, d._canceller) == ([d], queue._cancelGet)
             elif maker == "succeed":
                 d = impl.succeed(1)
                 assert fired_with(d) == 1

@@ -291,6 +291,41 @@ print(lock.locked, semaphore.tokens)
 """
 
 
+@pytest.mark.parametrize("kind", ["lock", "semaphore"])
+def test_in_debug_mode_an_acquire_records_who_made_and_who_fired_it(
+    impl: Impl, kind: str
+) -> None:
+    """
+    Twisted's ``acquire`` makes a ``Deferred`` and fires it with ``callback``, so in
+    debug mode a free acquire has both stacks, as a waiting one has once released:
+    ``AlreadyCalledError`` and the unhandled-error log show both.
+    """
+    primitive = impl.DeferredLock() if kind == "lock" else impl.DeferredSemaphore(1)
+    here = "in test_in_debug_mode_an_acquire_records_who_made_and_who_fired_it"
+
+    def last_frame(stack: list[str]) -> str:
+        """The innermost frame of the stack outside the library (Twisted's
+        ``acquire`` has a frame of its own; compiled code has none)."""
+        ours = [f for f in stack if "defer.py" not in f and "/txdefer/" not in f]
+        return ours[-1].splitlines()[0]
+
+    impl.setDebugging(True)
+    try:
+        free = primitive.acquire()
+        waiting = primitive.acquire()
+        assert waiting._debugInfo.invoker is None
+        primitive.release()
+        for d in (free, waiting):
+            assert last_frame(d._debugInfo.creator).endswith(here)
+            assert last_frame(d._debugInfo.invoker).endswith(here)
+            with pytest.raises(impl.AlreadyCalledError) as raised:
+                d.callback(None)
+            assert " C: Deferred was created:" in str(raised.value)
+            assert " I: First Invoker was:" in str(raised.value)
+    finally:
+        impl.setDebugging(False)
+
+
 @pytest.mark.parametrize("name", ["twisted", "txdefer"])
 def test_release_checks_are_asserts_that_vanish_under_O(name: str) -> None:
     plain = subprocess.run(
