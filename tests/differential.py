@@ -30,6 +30,11 @@ What is observed after a step (see ``World.step``):
   keep the frames of ``defer.py`` they went through alive, which compiled code has
   none of).
 
+Half the programs run in debug mode (``setDebugging(True)``), where each Deferred
+records the stacks that made it and first fired it, which ``AlreadyCalledError`` and
+the unhandled-error log show: of those stacks only the program's own frames (this
+file's, by function and line) are compared, not the library's or the test runner's.
+
 Addresses become ``D<n>`` for known Deferreds and ``0xADDR`` otherwise; the name of a
 ``Deferred`` subclass under test becomes ``Deferred``; the frames listed in a
 failure's text, and where CPython says it hit the recursion limit, are left out.
@@ -70,6 +75,14 @@ _NO_RESULT = object()
 _RECURSION = re.compile(r"maximum recursion depth exceeded( (while|in) [a-zA-Z_ ]*[a-zA-Z_])?")
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _MODULE_IN_REPR = re.compile(r"<(twisted\.internet\.defer|txdefer\._defer)\.")
+#: A frame of a stack recorded in debug mode, as ``DebugInfo`` shows it (prefixed
+#: `` C:`` for the stack that created the Deferred, `` I:`` for the one that first
+#: fired it), with its source line.
+_DEBUG_FRAME = re.compile(
+    r'^(?P<prefix> [CI]:)  File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>.*)\n'
+    r"(?:(?P=prefix)    .*\n)?",
+    re.MULTILINE,
+)
 _FRAME_LINE = re.compile(r"^\S+\.py:\d+:\S+\n", re.MULTILINE)
 
 Op = tuple[Any, ...]
@@ -353,6 +366,7 @@ class World:
         # CPython says where the recursion limit was hit ("... while calling a Python
         # object", "... in comparison"), which depends on how deep the stack was.
         text = _RECURSION.sub("maximum recursion depth exceeded", text)
+        text = _DEBUG_FRAME.sub(_program_frame, text)
         text = _FRAME_LINE.sub("", text).replace(
             "Traceback (failure with no frames):", "Traceback:"
         )
@@ -902,6 +916,18 @@ class World:
         return tuple(state)
 
 
+def _program_frame(frame: re.Match[str]) -> str:
+    """
+    A frame of a debug-mode stack, as the same in both worlds: the program's own
+    frames (this file's), by function and line; not the library's (Twisted's
+    ``defer.py`` frames, which compiled code has none of), nor the test runner's, nor
+    the frame that steps one world or the other.
+    """
+    if os.path.basename(frame["file"]) != "differential.py" or frame["func"] == "apply":
+        return ""
+    return f"{frame['prefix']}  {frame['func']}:{frame['line']}\n"
+
+
 def _reports_unhandled_error(event: dict[str, Any]) -> bool:
     """Whether ``event`` is one of the two that report an unhandled failure."""
     return event.get("log_namespace") == "twisted.internet.defer" and (
@@ -1097,15 +1123,21 @@ class DifferentialMachine(RuleBasedStateMachine):
                 self.apply("drop everything")
                 DifferentialMachine.compared += 1
         finally:
+            for world in self.worlds:
+                world.impl.setDebugging(False)
             self.worlds = ()
 
     @initialize(
         warning_filter=st.sampled_from(["always", "error"]),
+        debug=st.booleans(),
         cancellers=st.lists(canceller, min_size=1, max_size=3),
     )
-    def start(self, warning_filter: str, cancellers: list[str | None]) -> None:
+    def start(self, warning_filter: str, debug: bool, cancellers: list[str | None]) -> None:
         for world in self.worlds:
             world.warning_filter = warning_filter
+            # Debug mode: each Deferred records the stacks that created and first
+            # fired it, shown by AlreadyCalledError and the unhandled-error log.
+            world.impl.setDebugging(debug)
         for kind in cancellers:
             self.apply("create", kind)
 
