@@ -399,7 +399,13 @@ class World:
             # Whether the exception carries the failure's traceback (as after
             # ``except``), not the traceback itself: its frames differ (see above).
             carries = getattr(value.value, "__traceback__", None) is value.tb
-            return ("Failure", value.type, self.exception(value.value, depth), carries)
+            return (
+                "Failure",
+                value.type,
+                self.exception(value.value, depth),
+                carries,
+                _program_frames_of(value),
+            )
         if isinstance(value, BaseException):
             return ("exception", type(value), self.exception(value, depth, raised=raised))
         if isinstance(value, (list, tuple)):
@@ -926,6 +932,20 @@ def _program_frame(frame: re.Match[str]) -> str:
     if os.path.basename(frame["file"]) != "differential.py" or frame["func"] == "apply":
         return ""
     return f"{frame['prefix']}  {frame['func']}:{frame['line']}\n"
+
+
+def _program_frames_of(failure: Failure) -> object:
+    """
+    The frames of a failure's traceback that are the program's own (this file's),
+    by function and line, with the names of the local variables captured (debug
+    mode captures them): the library's frames differ (Twisted's ``defer.py``,
+    which compiled code has none of).
+    """
+    return tuple(
+        (frame[0], frame[2], tuple(sorted(name for name, _ in frame[3])))
+        for frame in failure.frames
+        if os.path.basename(frame[1]) == "differential.py"
+    )
 
 
 def _reports_unhandled_error(event: dict[str, Any]) -> bool:
