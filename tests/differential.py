@@ -168,6 +168,8 @@ generator_step = st.one_of(
     st.tuples(st.just("value"), value),  # a generator yields a plain value
     st.tuples(st.just("effect"), effect),
     st.tuples(st.just("raise")),
+    # returnValue(value), deprecated: in the body, or from a function it calls.
+    st.tuples(st.just("returnValue"), value, st.booleans()),
 )
 generator_steps = st.lists(generator_step, max_size=4).map(tuple)
 
@@ -622,12 +624,22 @@ class World:
                     world.log.append(("generator got", tag, i, world.name(got)))
                 elif kind == "effect":
                     world.do_effect(tag, None, step[1])
+                elif kind == "returnValue":
+                    world.log.append(("generator returnValue", tag, i))
+                    if step[2]:
+                        world.return_value(step[1])
+                    else:
+                        world.impl.returnValue(step[1])
                 else:
                     raise ValueError(f"raised by generator {tag}")
             world.log.append(("generator returns", tag))
             return returns
 
         return body
+
+    def return_value(self, value: object) -> None:
+        """``returnValue(value)`` from a function the generator calls."""
+        self.impl.returnValue(value)
 
     def coroutine(self, tag: object, steps: Op, returns: object) -> Callable[[], Any]:
         world = self
@@ -665,6 +677,12 @@ class World:
                         del d
                 elif kind == "effect":
                     world.do_effect(tag, None, step[1])
+                elif kind == "returnValue":
+                    world.log.append(("coroutine returnValue", tag, i))
+                    if step[2]:
+                        world.return_value(step[1])
+                    else:
+                        world.impl.returnValue(step[1])
                 else:
                     raise ValueError(f"raised by coroutine {tag}")
             world.log.append(("coroutine returns", tag))
