@@ -18,7 +18,8 @@ What is observed after a step (see ``World.step``):
 * the events logged to Twisted's global log publisher during the step and by the
   ``gc.collect()`` that ends it;
 * for every Deferred the program holds: its class name, ``called``, ``paused``,
-  ``_chainedTo``, ``result`` and ``str()`` (and a ``DeferredList``'s progress);
+  ``_chainedTo``, ``result``, ``str()`` and the entries of ``_callbacks`` (and a
+  ``DeferredList``'s progress);
 * for every ``DeferredLock``, ``DeferredSemaphore`` and ``DeferredQueue`` made
   (named ``P<n>`` by the order they were made): its waiting Deferreds and the
   attributes Twisted's steps use (``locked``; ``tokens``, ``limit``; ``pending``,
@@ -60,6 +61,7 @@ from typing import Any
 
 import hypothesis
 import txdefer._core
+import txdefer._defer
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 from twisted.internet.defer import CancelledError, FailureGroup, FirstError
@@ -74,6 +76,9 @@ _ADDRESS = re.compile(r"0x[0-9a-f]+")
 _NO_RESULT = object()
 _RECURSION = re.compile(r"maximum recursion depth exceeded( (while|in) [a-zA-Z_ ]*[a-zA-Z_])?")
 _HERE = os.path.dirname(os.path.abspath(__file__))
+#: Twisted's and txdefer's ``passthru`` and ``_failthru`` (``install()`` gives
+#: Twisted's names txdefer's): the halves ``addCallback`` and ``addErrback`` leave.
+_PASS_THROUGH = (TWISTED.passthru, TWISTED._failthru, txdefer._defer.passthru, txdefer._defer._failthru)
 _MODULE_IN_REPR = re.compile(r"<(twisted\.internet\.defer|txdefer\._defer)\.")
 #: A frame of a stack recorded in debug mode, as ``DebugInfo`` shows it (prefixed
 #: `` C:`` for the stack that created the Deferred, `` I:`` for the one that first
@@ -423,6 +428,14 @@ class World:
         for p, primitive in enumerate(self.primitives):
             if value is primitive:
                 return ("P", p)
+        if isinstance(value, (TWISTED._CancellationStatus, txdefer._core._InlineCallbacks)):
+            # An inlineCallbacks cancellation status (txdefer's is its driver: a known
+            # difference), by its two attributes.
+            return (
+                "cancellation status",
+                self.name(value.deferred, depth + 1, raised=raised),
+                self.name(value.waitingOn, depth + 1, raised=raised),
+            )
         return ("object", self.class_name(value), self.text(repr(value)))
 
     def exception(self, e: BaseException, depth: int, *, raised: bool = True) -> object:
@@ -925,11 +938,37 @@ class World:
             self.name(d._chainedTo),
             self.name(getattr(d, "result", _NO_RESULT)),
             self.outcome(lambda: str(d)),
+            tuple(self.callbacks_entry(entry) for entry in d._callbacks),
         ]
         if hasattr(d, "resultList"):
             state += [self.name(d.resultList), d.finishedCount]
         return tuple(state)
 
+
+    def callbacks_entry(self, entry: Any) -> object:
+        """
+        An entry of ``d._callbacks``: for each half, what the callable is (the
+        program's own by kind, Twisted's pass-through, or the library's), its
+        arguments and its keyword arguments (as a dict: the mapping type is a known
+        difference); or, for what resumes a waiting generator, only that.
+        """
+        halves: list[object] = []
+        for function, args, kwargs in entry:
+            if function is TWISTED._gotResultInlineCallbacks or isinstance(
+                function, txdefer._core._InlineResume
+            ):
+                # What resumes a generator or coroutine waiting on the Deferred: a
+                # known difference (the README's compatibility table).
+                halves.append("resumes a generator")
+                continue
+            if function in _PASS_THROUGH:
+                what: object = function.__name__
+            elif getattr(function, "__module__", None) == __name__:
+                what = ("program", function.__qualname__)
+            else:
+                what = "library"
+            halves.append((what, self.name(args), self.name(dict(kwargs or {}))))
+        return tuple(halves)
 
     def primitive_state(self, primitive: Any) -> object:
         """A lock's, semaphore's or queue's attributes, as Twisted's steps use them."""
