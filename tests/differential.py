@@ -18,7 +18,9 @@ What is observed after a step (see ``World.step``):
 * the events logged to Twisted's global log publisher during the step and by the
   ``gc.collect()`` that ends it;
 * for every Deferred the program holds: its class name, ``called``, ``paused``,
-  ``_chainedTo``, ``result``, ``str()`` and the entries of ``_callbacks`` (and a
+  ``_chainedTo``, ``result``, ``str()``, the entries of ``_callbacks``,
+  ``_suppressAlreadyCalled``, whose ``_canceller`` it has, and its ``_debugInfo``
+  (the failure it would log, whether it has the two stacks) (and a
   ``DeferredList``'s progress);
 * for every ``DeferredLock``, ``DeferredSemaphore`` and ``DeferredQueue`` made
   (named ``P<n>`` by the order they were made): its waiting Deferreds and the
@@ -939,11 +941,35 @@ class World:
             self.name(getattr(d, "result", _NO_RESULT)),
             self.outcome(lambda: str(d)),
             tuple(self.callbacks_entry(entry) for entry in d._callbacks),
+            d._suppressAlreadyCalled,
+            self.canceller_kind(d._canceller),
+            self.debug_info(d._debugInfo),
         ]
         if hasattr(d, "resultList"):
             state += [self.name(d.resultList), d.finishedCount]
         return tuple(state)
 
+
+    def canceller_kind(self, canceller: object) -> object:
+        """A Deferred's ``_canceller``: none, the program's, or the library's."""
+        if canceller is None:
+            return None
+        if getattr(canceller, "__module__", None) == __name__:
+            return ("program", canceller.__qualname__)  # type: ignore[attr-defined]
+        return "library"
+
+    def debug_info(self, info: Any) -> object:
+        """
+        A Deferred's ``_debugInfo``: none, or the failure it would log as unhandled
+        and whether it has the stacks that made and first fired the Deferred.
+        """
+        if info is None:
+            return None
+        return (
+            self.name(info.failResult),
+            info.creator is not None,
+            info.invoker is not None,
+        )
 
     def callbacks_entry(self, entry: Any) -> object:
         """
