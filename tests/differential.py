@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import contextvars
 import gc
 import os
 import pprint
@@ -136,6 +137,8 @@ effect = st.one_of(
     st.tuples(st.just("chain"), pick, pick),
     st.tuples(st.just("take"), primitive_pick),
     st.tuples(st.just("give"), primitive_pick, value),
+    # Set the world's context variable (a generator runs in a copy of the context).
+    st.tuples(st.just("set var"), value),
 )
 
 #: How a callback ends.
@@ -325,6 +328,12 @@ class World:
         self.unhandled: list[object] = []
         #: The locks, semaphores and queues made, by name (their position).
         self.primitives: list[Any] = []
+        #: A context variable of this world's own, which effects set and every
+        #: callback and generator step records: Twisted runs each generator's steps
+        #: in a copy of the context current when it started.
+        self.context_var: contextvars.ContextVar[object] = contextvars.ContextVar(
+            f"differential {impl.name}", default="unset"
+        )
         subclass = impl.Deferred.__name__
         self._subclass_name = (
             None if subclass == "Deferred" else re.compile(rf"\b{re.escape(subclass)}\b")
@@ -466,7 +475,7 @@ class World:
         kind = effect[0]
         if kind == "chain":
             return (kind, self.resolve(effect[1]), self.resolve(effect[2]))
-        if kind == "add recorder to own":
+        if kind in ("add recorder to own", "set var"):
             return effect
         if kind in ("take", "give"):
             return (kind, self.resolve_primitive(effect[1]), *effect[2:])
@@ -480,13 +489,19 @@ class World:
 
     def recorder(self, tag: object) -> Callable[..., object]:
         def record(result: object) -> object:
-            self.log.append(("recorder", tag, self.name(result), self.handled()))
+            self.log.append(
+                ("recorder", tag, self.name(result), self.handled(), self.context_var.get())
+            )
             return result
 
         return record
 
     def do_effect(self, tag: object, owner: int | None, effect: Op) -> None:
         kind = effect[0]
+        if kind == "set var":
+            self.context_var.set(f"{effect[1]} by {tag}")
+            self.log.append(("effect", tag, kind, self.handled()))
+            return
         if kind in ("take", "give"):
             if effect[1] is None:
                 self.log.append(("effect", tag, kind, "no target"))
@@ -575,6 +590,7 @@ class World:
                     self.name(args),
                     self.name(kwargs),
                     self.handled(),
+                    self.context_var.get(),
                 )
             )
             for effect in effects:
@@ -616,7 +632,7 @@ class World:
 
         def body() -> Generator[Any, Any, object]:
             assert targets is not None
-            world.log.append(("generator started", tag))
+            world.log.append(("generator started", tag, world.context_var.get()))
             for i, step in enumerate(steps):
                 kind = step[0]
                 if kind == "await":
@@ -627,16 +643,16 @@ class World:
                     try:
                         got = yield d
                     except Exception as e:
-                        world.log.append(("generator caught", tag, i, world.name(e)))
+                        world.log.append(("generator caught", tag, i, world.name(e), world.context_var.get()))
                         if not step[2]:
                             raise
                     else:
-                        world.log.append(("generator got", tag, i, world.name(got)))
+                        world.log.append(("generator got", tag, i, world.name(got), world.context_var.get()))
                     finally:
                         del d
                 elif kind == "value":
                     got = yield step[1]
-                    world.log.append(("generator got", tag, i, world.name(got)))
+                    world.log.append(("generator got", tag, i, world.name(got), world.context_var.get()))
                 elif kind == "effect":
                     world.do_effect(tag, None, step[1])
                 elif kind == "returnValue":
@@ -647,7 +663,7 @@ class World:
                         world.impl.returnValue(step[1])
                 else:
                     raise ValueError(f"raised by generator {tag}")
-            world.log.append(("generator returns", tag))
+            world.log.append(("generator returns", tag, world.context_var.get()))
             return returns
 
         return body
@@ -662,7 +678,7 @@ class World:
 
         async def body() -> object:
             assert targets is not None
-            world.log.append(("coroutine started", tag))
+            world.log.append(("coroutine started", tag, world.context_var.get()))
             for i, step in enumerate(steps):
                 kind = step[0]
                 if kind in ("await", "value"):
@@ -680,11 +696,11 @@ class World:
                     try:
                         got = await d
                     except Exception as e:
-                        world.log.append(("coroutine caught", tag, i, world.name(e)))
+                        world.log.append(("coroutine caught", tag, i, world.name(e), world.context_var.get()))
                         if not (kind == "await" and step[2]):
                             raise
                     else:
-                        world.log.append(("coroutine got", tag, i, world.name(got)))
+                        world.log.append(("coroutine got", tag, i, world.name(got), world.context_var.get()))
                     finally:
                         world.awaited[id(d)] -= 1
                         if not world.awaited[id(d)]:
@@ -700,7 +716,7 @@ class World:
                         world.impl.returnValue(step[1])
                 else:
                     raise ValueError(f"raised by coroutine {tag}")
-            world.log.append(("coroutine returns", tag))
+            world.log.append(("coroutine returns", tag, world.context_var.get()))
             return returns
 
         return body
@@ -1044,7 +1060,7 @@ def _names_in(action: Op) -> list[int | None]:
     names = [
         n
         for effect in effects
-        if effect[0] not in ("take", "give")  # these name a primitive
+        if effect[0] not in ("take", "give", "set var")  # these name no Deferred
         for n in effect[1:3]
         if isinstance(n, int)
     ]
