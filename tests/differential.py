@@ -158,6 +158,13 @@ ending = st.one_of(
 
 #: A callback: up to two effects, then an ending.
 action = st.tuples(st.lists(effect, max_size=2).map(tuple), ending)
+#: A function given to ``maybeDeferred`` or a primitive's ``run()``, which may also
+#: return a coroutine (that awaits a held Deferred, or nothing, then returns a value):
+#: both run it with ``Deferred.fromCoroutine``.
+called_action = st.tuples(
+    st.lists(effect, max_size=2).map(tuple),
+    st.one_of(ending, st.tuples(st.just("return coroutine"), st.none() | pick, value)),
+)
 
 canceller = st.sampled_from([None, "noop", "callback", "errback", "raise"])
 
@@ -483,8 +490,8 @@ class World:
 
     def bind_action(self, action: Op) -> Op:
         effects, end = action
-        if end[0] == "return held":
-            end = (end[0], self.resolve(end[1]))
+        if end[0] == "return held" or (end[0] == "return coroutine" and end[1] is not None):
+            end = (end[0], self.resolve(end[1]), *end[2:])
         return (tuple(self.bind_effect(e) for e in effects), end)
 
     def recorder(self, tag: object) -> Callable[..., object]:
@@ -547,6 +554,9 @@ class World:
             return end[1]
         if kind == "passthrough":
             return result
+        if kind == "return coroutine":
+            steps = () if end[1] is None else (("await", end[1], True),)
+            return self.coroutine(tag, steps, end[2])()
         if kind == "raise":
             if end[1] == "CancelledError":
                 raise CancelledError(f"raised by {tag}")
@@ -1064,7 +1074,7 @@ def _names_in(action: Op) -> list[int | None]:
         for n in effect[1:3]
         if isinstance(n, int)
     ]
-    if end[0] == "return held":
+    if end[0] in ("return held", "return coroutine"):
         names.append(end[1])
     return names
 
@@ -1356,7 +1366,7 @@ class DifferentialMachine(RuleBasedStateMachine):
     def coroutine(self, steps: Op, returns: object, via: str) -> None:
         self.apply("coroutine", self.bind_steps(steps), returns, via)
 
-    @rule(callable=action)
+    @rule(callable=called_action)
     def maybe_deferred(self, callable: Op) -> None:
         self.apply("maybeDeferred", callable)
 
@@ -1373,7 +1383,7 @@ class DifferentialMachine(RuleBasedStateMachine):
         self.apply("use", p, how, value)
 
     @precondition(has_primitives)
-    @rule(p=primitive_pick, callable=action, args=extra_args)
+    @rule(p=primitive_pick, callable=called_action, args=extra_args)
     def run_with_primitive(self, p: int, callable: Op, args: Op) -> None:
         self.apply("run", p, callable, args)
 
