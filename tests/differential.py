@@ -81,7 +81,12 @@ _RECURSION = re.compile(r"maximum recursion depth exceeded( (while|in) [a-zA-Z_ 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 #: Twisted's and txdefer's ``passthru`` and ``_failthru`` (``install()`` gives
 #: Twisted's names txdefer's): the halves ``addCallback`` and ``addErrback`` leave.
-_PASS_THROUGH = (TWISTED.passthru, TWISTED._failthru, txdefer._defer.passthru, txdefer._defer._failthru)
+_PASS_THROUGH = (
+    TWISTED.passthru,
+    TWISTED._failthru,
+    txdefer._defer.passthru,
+    txdefer._defer._failthru,
+)
 _MODULE_IN_REPR = re.compile(r"<(twisted\.internet\.defer|txdefer\._defer)\.")
 #: A frame of a stack recorded in debug mode, as ``DebugInfo`` shows it (prefixed
 #: `` C:`` for the stack that created the Deferred, `` I:`` for the one that first
@@ -653,34 +658,46 @@ class World:
                     try:
                         got = yield d
                     except Exception as e:
-                        world.log.append(("generator caught", tag, i, world.name(e), world.context_var.get()))
+                        world.log.append(
+                            ("generator caught", tag, i, world.name(e), world.context_var.get())
+                        )
                         if not step[2]:
                             raise
                     else:
-                        world.log.append(("generator got", tag, i, world.name(got), world.context_var.get()))
+                        world.log.append(
+                            ("generator got", tag, i, world.name(got), world.context_var.get())
+                        )
                     finally:
                         del d
                 elif kind == "value":
                     got = yield step[1]
-                    world.log.append(("generator got", tag, i, world.name(got), world.context_var.get()))
-                elif kind == "effect":
-                    world.do_effect(tag, None, step[1])
-                elif kind == "returnValue":
+                    world.log.append(
+                        ("generator got", tag, i, world.name(got), world.context_var.get())
+                    )
+                elif kind == "returnValue" and not step[2]:
                     world.log.append(("generator returnValue", tag, i))
-                    if step[2]:
-                        world.return_value(step[1])
-                    else:
-                        world.impl.returnValue(step[1])
+                    world.impl.returnValue(step[1])  # in the generator's own body
                 else:
-                    raise ValueError(f"raised by generator {tag}")
+                    world.other_step("generator", tag, i, step)
             world.log.append(("generator returns", tag, world.context_var.get()))
             return returns
 
         return body
 
-    def return_value(self, value: object) -> None:
-        """``returnValue(value)`` from a function the generator calls."""
-        self.impl.returnValue(value)
+    def other_step(self, who: str, tag: object, i: int, step: Op) -> None:
+        """
+        A step of a generator or coroutine (``who``) that neither awaits nor calls
+        ``returnValue`` in the body: an effect, ``returnValue`` from a function the
+        body calls (this one), or a raise.
+        """
+        kind = step[0]
+        if kind == "effect":
+            self.do_effect(tag, None, step[1])
+        elif kind == "returnValue":
+            self.log.append((f"{who} returnValue", tag, i))
+            self.impl.returnValue(step[1])
+        else:
+            raise ValueError(f"raised by {who} {tag}")
 
     def coroutine(self, tag: object, steps: Op, returns: object) -> Callable[[], Any]:
         world = self
@@ -706,26 +723,25 @@ class World:
                     try:
                         got = await d
                     except Exception as e:
-                        world.log.append(("coroutine caught", tag, i, world.name(e), world.context_var.get()))
+                        world.log.append(
+                            ("coroutine caught", tag, i, world.name(e), world.context_var.get())
+                        )
                         if not (kind == "await" and step[2]):
                             raise
                     else:
-                        world.log.append(("coroutine got", tag, i, world.name(got), world.context_var.get()))
+                        world.log.append(
+                            ("coroutine got", tag, i, world.name(got), world.context_var.get())
+                        )
                     finally:
                         world.awaited[id(d)] -= 1
                         if not world.awaited[id(d)]:
                             del world.awaited[id(d)]
                         del d
-                elif kind == "effect":
-                    world.do_effect(tag, None, step[1])
-                elif kind == "returnValue":
+                elif kind == "returnValue" and not step[2]:
                     world.log.append(("coroutine returnValue", tag, i))
-                    if step[2]:
-                        world.return_value(step[1])
-                    else:
-                        world.impl.returnValue(step[1])
+                    world.impl.returnValue(step[1])  # in the coroutine's own body
                 else:
-                    raise ValueError(f"raised by coroutine {tag}")
+                    world.other_step("coroutine", tag, i, step)
             world.log.append(("coroutine returns", tag, world.context_var.get()))
             return returns
 

@@ -302,8 +302,8 @@ def run_programs(impl: Impl, base: type[DifferentialMachine], ci_programs: int) 
     skipped = DifferentialMachine.discarded - discarded
     # Shown with `pytest -s` (the long profile's count of programs compared).
     print(
-        f"\n{impl.name} ({base.__name__}): {ran} programs compared with Twisted to the end, {skipped} discarded"
-        f" (recursion limit or runaway cancellation), in {len(batches)} run(s),"
+        f"\n{impl.name} ({base.__name__}): {ran} programs compared with Twisted to the end,"
+        f" {skipped} discarded (recursion limit or runaway cancellation), in {len(batches)} run(s),"
         f" seed {seed or 'derandomized'}"
     )
     # Hypothesis counts a program that generated no operation as an example too.
