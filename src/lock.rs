@@ -11,10 +11,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyTuple, PyType};
 use pyo3::intern;
 
-use crate::construct::{made_alone, new_public, new_public_fired_alone, CancellerArg};
+use crate::construct::{made_alone, new_public_fired_alone};
 use crate::slots::{
-    append, assertion, asserts_enabled, fire, hand_to_first_waiter, names, new_waiter, Attr, Slots,
-    WAITING,
+    append, assertion, asserts_enabled, fire, hand_to_first_waiter, names, new_cancellable,
+    new_waiter, Attr, Slots, WAITING,
 };
 
 /// `DeferredLock`'s attribute after `waiting`; `DeferredSemaphore`'s two.
@@ -47,9 +47,7 @@ fn acquire_in_steps<'py>(
     slots: &Slots,
     take: impl FnOnce() -> PyResult<bool>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let py = slf.py();
-    let canceller = slf.getattr(intern!(py, "_cancelAcquire"))?;
-    let d = new_public(py, CancellerArg::Keyword(&canceller))?.into_any();
+    let d = new_cancellable(slf, intern!(slf.py(), "_cancelAcquire"))?;
     if take()? {
         fire(&d, slf.clone())?;
     } else {

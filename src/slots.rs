@@ -216,15 +216,23 @@ pub fn pop_first<'py>(items: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> 
     items.call_method1(intern!(items.py(), "pop"), (0,))
 }
 
-/// A request that must wait: `Deferred(canceller=getattr(slf, canceller))`,
-/// appended to `waiting`.
+/// `Deferred(canceller=getattr(slf, canceller))`, as the primitives make their
+/// Deferreds (the canceller looked up on the instance, so a subclass may override it).
+pub fn new_cancellable<'py>(
+    slf: &Bound<'py, PyAny>,
+    canceller: &Bound<'py, pyo3::types::PyString>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let canceller = slf.getattr(canceller)?;
+    Ok(crate::construct::new_public(slf.py(), crate::construct::CancellerArg::Keyword(&canceller))?.into_any())
+}
+
+/// A request that must wait: `new_cancellable`, appended to `waiting`.
 pub fn new_waiter<'py>(
     slf: &Bound<'py, PyAny>,
     waiting: &Bound<'py, PyAny>,
     canceller: &Bound<'py, pyo3::types::PyString>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let canceller = slf.getattr(canceller)?;
-    let d = crate::construct::new_public(slf.py(), crate::construct::CancellerArg::Keyword(&canceller))?.into_any();
+    let d = new_cancellable(slf, canceller)?;
     append(waiting, &d)?;
     Ok(d)
 }
