@@ -892,17 +892,16 @@ class World:
             return "no primitive"
         primitive = self.primitives[p]
         is_queue = not hasattr(primitive, "acquire")
-        if how in ("take", "__aenter__") and is_queue:
-            how = "get"
-        elif how in ("give", "__aexit__") and is_queue:
-            return primitive.put(value)
-        if how == "take":
-            how = "acquire"
-        elif how == "give":
-            return primitive.release()
-        elif how == "__aexit__":
+        if how in ("give", "__aexit__"):
+            if is_queue:
+                return primitive.put(value)
+            if how == "give":
+                return primitive.release()
             return primitive.__aexit__(None, None, None)
-        made = getattr(primitive, how)()
+        if is_queue:
+            made = primitive.get()
+        else:
+            made = primitive.acquire() if how == "take" else primitive.__aenter__()
         self.register(made, hold=True)
         return made
 
