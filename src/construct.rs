@@ -179,18 +179,10 @@ fn has_compiled_new(_py: Python<'_>, _cls: &Bound<'_, PyType>) -> bool {
 
 /// A new instance of `cls`, a class whose `__new__` is the compiled one
 /// (`has_compiled_new`), holding `state`: what that `__new__` makes, without its
-/// calling convention (an argument tuple to parse and PyO3's wrapper around it).
+/// calling convention (an argument tuple to parse and PyO3's wrapper around it),
+/// and allocated without `object.__new__` where `allocate` can.
 fn create<'py>(py: Python<'py>, cls: &Bound<'py, PyType>, state: State) -> PyResult<Bound<'py, Deferred>> {
-    let init = pyo3::PyClassInitializer::from(Deferred::with_state(state));
-    // SAFETY: `tp_new_impl` requires `cls` to be the type object of `Deferred` or of a
-    // subclass: `cls` is the public class, registered by `_register_public` only
-    // after checking that it subclasses the compiled class, and alive (borrowed for
-    // this call).  It allocates with `cls`'s `tp_alloc` and moves `init` into the
-    // new object, exactly as the compiled `__new__` (`Deferred::py_new`) does.
-    let obj = unsafe { pyo3::impl_::pymethods::tp_new_impl(py, init, cls.as_type_ptr()) }?;
-    // SAFETY: `obj` is a new (owned, non-null) reference to an instance of `cls`,
-    // a subclass of `Deferred`.
-    Ok(unsafe { Bound::from_owned_ptr(py, obj).cast_into_unchecked::<Deferred>() })
+    crate::allocate::instance(py, cls, Deferred::with_state(state))
 }
 
 /// Does `Deferred()` made from Rust skip `type.__call__` and `__init__` now?  (For

@@ -1,7 +1,7 @@
 //! `txdefer._core`: Twisted's `Deferred`, in Rust.
 //!
 //! This file only assembles the module; each concept lives in its own file:
-//! `deferred` (the class), `construct` (making one), `deferred_list` (`DeferredList`'s bookkeeping), `callbacks` (the chain's entries and queue),
+//! `deferred` (the class), `construct` (making one), `allocate` (allocating one), `deferred_list` (`DeferredList`'s bookkeeping), `callbacks` (the chain's entries and queue),
 //! `debug_flag` (`Deferred.debug`), `runner`
 //! (running the chain), `await_iter` (`await d`), `callback_view` (Twisted-shaped
 //! access to the chain, interop with Twisted's own class), `inline_callbacks` (the
@@ -10,6 +10,7 @@
 //! primitives), `lock` (`DeferredLock`, `DeferredSemaphore`), `queue`
 //! (`DeferredQueue`), `imports` (cached Python objects), `errors` (internal errors).
 
+mod allocate;
 mod await_iter;
 mod callback_view;
 mod callbacks;
@@ -150,6 +151,8 @@ mod _core {
     #[pymodule_export]
     use super::construct::_constructs_without_init;
     #[pymodule_export]
+    use super::allocate::_allocates_directly;
+    #[pymodule_export]
     use super::{_failthru, _is_deferred, passthru};
     #[pymodule_export]
     use super::shortcuts::{fail, maybe_deferred};
@@ -172,6 +175,7 @@ mod _core {
         super::main_interpreter_only(py)?;
         m.add("_DEFERRED_SUBCLASSES", super::deferred::subclasses(py)?)?;
         super::await_iter::install_send_slot(py);
+        super::allocate::prepare(py)?;
         super::fast_methods::install(m)?;
         m.add_function(pyo3::wrap_pyfunction!(super::_configure, m)?)?;
         m.add_function(pyo3::wrap_pyfunction!(super::_register_public, m)?)?;

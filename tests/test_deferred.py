@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copyreg
+import gc
 import pickle
 import re
 import subprocess
@@ -572,6 +573,152 @@ def test_weakref_attribute_is_the_first_weak_reference(impl: Impl) -> None:
     with pytest.raises(AttributeError):
         d.__weakref__ = None
     assert impl.DeferredList([]).__weakref__ is None
+
+
+def _made_by(impl: Impl, maker: str) -> Any:
+    """
+    A Deferred made by ``maker``, one of the ways a program gets a Deferred it did
+    not subclass.
+    """
+    if maker == "Deferred()":
+        return impl.Deferred()
+    if maker == "Deferred(canceller)":
+        return impl.Deferred(lambda d: None)
+    if maker == "succeed":
+        return impl.succeed(1)
+    if maker == "fail":
+        d = impl.fail(ValueError("x"))
+        d.addErrback(lambda _: None)
+        return d
+    if maker == "lock waiter":
+        lock = impl.DeferredLock()
+        lock.acquire()
+        return lock.acquire()
+    if maker == "queue get":
+        return impl.DeferredQueue().get()
+    if maker == "inlineCallbacks":
+        return impl.inlineCallbacks(lambda: (yield impl.Deferred()))()
+    assert maker == "ensureDeferred"
+
+    async def waits() -> object:
+        return await impl.Deferred()
+
+    return impl.ensureDeferred(waits())
+
+
+MAKERS = [
+    "Deferred()",
+    "Deferred(canceller)",
+    "succeed",
+    "fail",
+    "lock waiter",
+    "queue get",
+    "inlineCallbacks",
+    "ensureDeferred",
+]
+
+
+def _allocated_directly_where_it_can() -> bool:
+    """
+    Does this build allocate new Deferreds directly (without ``object.__new__``)?
+    It must, on CPython with the GIL and not built for the stable ABI.
+    """
+    import sysconfig
+
+    import txdefer._core
+
+    direct = txdefer._core._allocates_directly()
+    if sys.implementation.name != "cpython" or sysconfig.get_config_var("Py_GIL_DISABLED"):
+        return direct
+    if ".abi3." in (txdefer._core.__file__ or ""):
+        return direct
+    assert direct, "the direct allocation is off on a build that supports it"
+    return direct
+
+
+@pytest.mark.parametrize("maker", MAKERS)
+def test_a_made_deferred_takes_attributes_and_weak_references_and_is_collected(
+    impl: Impl, maker: str
+) -> None:
+    """
+    Whichever way a Deferred is made (txdefer allocates most without
+    ``object.__new__``, so a new one has no attribute storage until it needs some),
+    it takes instance attributes, shows them in ``vars()``, takes weak references,
+    and is collected once only a cycle through its attributes holds it.
+    """
+    if not impl.is_twisted:
+        _allocated_directly_where_it_can()
+    d = _made_by(impl, maker)
+    assert "custom" not in vars(d)
+    d.custom = "value"
+    d.me = d
+    d.__dict__["other"] = [d]
+    assert (d.custom, d.me, d.other) == ("value", d, [d])
+    assert {"custom", "me", "other"} <= set(vars(d))
+    del d.custom
+    assert not hasattr(d, "custom")
+    ref = weakref.ref(d)
+    assert ref() is d
+    del d
+    gc.collect()
+    assert ref() is None
+
+
+def test_a_made_deferred_without_attributes_is_collected_through_a_cycle(impl: Impl) -> None:
+    """
+    A new Deferred with no attribute of its own, held only by a cycle through its
+    callbacks, is collected (the collector visits it though it has no attribute
+    storage yet).
+    """
+    for maker in MAKERS:
+        d = _made_by(impl, maker)
+        d.addBoth(lambda result, d=d: result)
+        ref = weakref.ref(d)
+        del d
+        gc.collect()
+        assert ref() is None, maker
+
+
+def _abstract(cls: Any) -> contextlib.AbstractContextManager[None]:
+    """
+    ``cls`` made abstract (as ``abc`` marks a class with an abstract method) for the
+    duration, then restored.
+    """
+
+    @contextlib.contextmanager
+    def marked() -> Iterator[None]:
+        own = vars(cls).get("__abstractmethods__")
+        cls.__abstractmethods__ = frozenset({"must_override"})
+        try:
+            yield
+        finally:
+            if own is None:
+                del cls.__abstractmethods__
+            else:
+                cls.__abstractmethods__ = own
+
+    return marked()
+
+
+def test_an_abstract_Deferred_class_is_refused_by_its_makers(impl: Impl) -> None:
+    """
+    A Deferred class marked abstract cannot be instantiated: ``Deferred()`` raises
+    ``TypeError``, as ``object.__new__`` refuses any abstract class, and so do
+    ``succeed`` and ``fail`` where they make that class.  Once it is no longer
+    abstract, they make Deferreds again.
+    """
+    makes_the_class = impl.succeed(1).__class__ is impl.Deferred
+    with _abstract(impl.Deferred):
+        for make in (impl.Deferred, lambda: impl.Deferred(lambda d: None)):
+            with pytest.raises(TypeError, match="Can't instantiate abstract class .*must_override"):
+                make()
+        if makes_the_class:
+            with pytest.raises(TypeError, match="Can't instantiate abstract class"):
+                impl.succeed(1)
+            with pytest.raises(TypeError, match="Can't instantiate abstract class"):
+                impl.fail(ValueError("x"))
+    assert impl.Deferred().called is False
+    assert impl.succeed(2).result == 2
 
 
 def test_internal_startRunCallbacks_fires_without_the_argument_checks(impl: Impl) -> None:
