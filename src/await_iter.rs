@@ -58,19 +58,21 @@ pub fn iterator_for<'py>(d: &Bound<'py, Deferred>) -> PyResult<Bound<'py, Deferr
     {
         let spare = SPARE.try_lock().and_then(|mut slot| slot.take());
         if let Some(spare) = spare {
+            // Held as a `Bound` from here, so that it is released at once whenever it
+            // is let go of (see `install_await_slot`).
+            let spare = spare.into_bound(py);
             // `get_refcnt` is deprecated because a count means little on free-threaded
             // builds; this code is only compiled for GIL builds, where it is exact.
             #[allow(deprecated)]
-            let only_here = spare.get_refcnt(py) == 1;
+            let only_here = spare.get_refcnt() == 1;
             if only_here {
                 // Finished, and nobody else can see it: start it over on `d`, in the
                 // collector's youngest generation, as a new object would be.
-                let spare = spare.into_bound(py);
                 renew_gc_generation(&spare);
                 spare.get().started.store(false, Ordering::Relaxed);
                 let slot = spare.get().d.try_lock().map(|mut slot| slot.replace(d.clone().unbind()));
                 if let Some(previous) = slot {
-                    drop(previous); // None: it was finished
+                    drop(previous.map(|p| p.into_bound(py))); // None: it was finished
                     return Ok(spare);
                 }
             }
@@ -341,6 +343,66 @@ pub fn install_send_slot(py: Python<'_>) {
 
 #[cfg(not(all(Py_3_10, not(any(Py_LIMITED_API, Py_GIL_DISABLED, PyPy, GraalPy)))))]
 pub fn install_send_slot(_py: Python<'_>) {}
+
+/// Give the public class `cls` (`txdefer.Deferred`) an `am_await` slot (`await d`)
+/// that runs without PyO3's wrapper (called once, by `_register_public`).
+///
+/// Every `await` of a Deferred calls the slot; PyO3's wrapper around
+/// `__await__` counts the thread as attached for PyO3 on the way in and out (two
+/// thread-local accesses, each a call in a shared library) and catches panics.
+/// This one catches panics too, and lets go of references only as `Bound`s, which
+/// release them at once whether or not PyO3 counts the thread as attached.  The
+/// slot is written into the public class only: `d.__await__()` stays PyO3's method,
+/// and a subclass gets PyO3's slot from CPython (through that method), as before.
+#[cfg(all(Py_3_10, not(any(Py_LIMITED_API, Py_GIL_DISABLED, PyPy, GraalPy))))]
+pub fn install_await_slot(cls: &Bound<'_, pyo3::types::PyType>) {
+    let tp = cls.as_type_ptr();
+    // SAFETY: `tp` points to the live type object of the public class (kept alive by
+    // `cls`), a heap type made by a `class` statement, whose `tp_as_async` points to
+    // the `as_async` struct inside the same allocation (checked non-null anyway).
+    // The write is made while this thread is attached on a GIL build, before
+    // `_register_public` returns, so before the class is used; no other thread runs
+    // Python meanwhile.  `am_await` has exactly the C signature of `unaryfunc`.
+    // CPython rewrites the slot itself if `__await__` is later assigned to the class.
+    unsafe {
+        let methods = (*tp).tp_as_async;
+        if !methods.is_null() {
+            (*methods).am_await = Some(am_await);
+        }
+    }
+}
+
+#[cfg(not(all(Py_3_10, not(any(Py_LIMITED_API, Py_GIL_DISABLED, PyPy, GraalPy)))))]
+pub fn install_await_slot(_cls: &Bound<'_, pyo3::types::PyType>) {}
+
+/// The public class's `am_await` slot: `iterator_for(d)`.  A Rust panic becomes
+/// `PanicException`, as in PyO3's own wrappers.
+#[cfg(all(Py_3_10, not(any(Py_LIMITED_API, Py_GIL_DISABLED, PyPy, GraalPy))))]
+unsafe extern "C" fn am_await(d: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject {
+    // SAFETY: CPython calls a type's `am_await` with the calling thread attached and
+    // with `d` a valid, borrowed reference to an instance of the type whose slot it
+    // is: the public class or a subclass of it, all instances of the compiled
+    // `Deferred`'s layout (`__class__` can only be assigned between classes of the
+    // same layout).
+    let py = unsafe { Python::assume_attached() };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: `d` is a valid borrowed reference to a `Deferred` (above), alive
+        // for this call.
+        let d = unsafe { pyo3::Borrowed::from_ptr(py, d).cast_unchecked::<Deferred>() };
+        iterator_for(&d)
+    }));
+    match outcome {
+        Ok(Ok(iterator)) => iterator.into_ptr(),
+        Ok(Err(err)) => {
+            err.restore(py);
+            std::ptr::null_mut()
+        }
+        Err(payload) => {
+            crate::errors::restore_panic(py, payload, "panic in Deferred.__await__");
+            std::ptr::null_mut()
+        }
+    }
+}
 
 /// The `am_send` slot: `PyIter_Send(iterator, value, &result)` (the `await` and
 /// `yield from` of CPython 3.10 and 3.11).  The value sent is ignored, as by

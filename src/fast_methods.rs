@@ -103,7 +103,7 @@ mod native {
         // Leaked once, as the methods' definitions are: CPython keeps pointing to it.
         let fast: &'static mut ffi::PyMethodDef = Box::leak(Box::new(ffi::PyMethodDef {
             ml_name: c"succeed".as_ptr(),
-            ml_meth: ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: succeed() },
+            ml_meth: ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: succeed_entry },
             ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
             ml_doc: copied_doc(&def),
         }));
@@ -134,6 +134,54 @@ mod native {
         // here; its `m_ml` points to the valid `PyMethodDef` it was made from, which
         // is copied out (plain data).
         Some(unsafe { *(*function.as_ptr().cast::<ffi::PyCFunctionObject>()).m_ml })
+    }
+
+    /// `succeed(result)` where `Deferred()` would be made by the compiled `__new__`
+    /// alone (`construct::made_alone`), the common case, run without PyO3's wrapper:
+    /// that wrapper counts the thread as attached for PyO3 on the way in and out, two
+    /// thread-local accesses (each a call in a shared library), about a tenth of the
+    /// whole call.  Nothing here lets go of a `Py` reference (which, outside that
+    /// count, PyO3 would queue rather than release) but the Deferred's value if it
+    /// cannot be allocated.  A Rust panic becomes `PanicException`, as in the
+    /// wrapper.  Every other call goes to `succeed()`, inside the wrapper.
+    ///
+    /// # Safety
+    /// Called by CPython as the function `install_functions` made: the thread is
+    /// attached, `args` points to `nargs` positional values then one value per name
+    /// in `kwnames` (null or a tuple), all borrowed for the call.
+    unsafe extern "C" fn succeed_entry(
+        module: *mut ffi::PyObject,
+        args: *const *mut ffi::PyObject,
+        nargs: ffi::Py_ssize_t,
+        kwnames: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject {
+        // SAFETY: CPython calls a C function with the calling thread attached.
+        let py = unsafe { Python::assume_attached() };
+        // SAFETY: `kwnames` is null or a valid tuple.
+        if nargs == 1 && !unsafe { has_keywords(kwnames) } {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let Some(cls) = crate::construct::made_alone(py)? else {
+                    return Ok(None);
+                };
+                // SAFETY: `args[0]` is a valid borrowed reference for this call.
+                let result = unsafe { Bound::from_borrowed_ptr(py, *args) };
+                crate::construct::new_public_fired_alone(cls, result).map(Some)
+            }));
+            match outcome {
+                Ok(Ok(Some(d))) => return d.into_ptr(),
+                Ok(Ok(None)) => {}
+                Ok(Err(err)) => {
+                    err.restore(py);
+                    return std::ptr::null_mut();
+                }
+                Err(payload) => {
+                    crate::errors::restore_panic(py, payload, "panic in succeed");
+                    return std::ptr::null_mut();
+                }
+            }
+        }
+        // SAFETY: the arguments are passed on as CPython gave them.
+        unsafe { succeed()(module, args, nargs, kwnames) }
     }
 
     /// `succeed`: see `install_functions`.

@@ -59,6 +59,7 @@ fn _register_public(cls: Bound<'_, pyo3::types::PyType>) -> PyResult<()> {
     }
     debug_flag::register(&cls)?;
     construct::install_vectorcall(&cls);
+    await_iter::install_await_slot(&cls);
     fast_methods::own_methods(&cls, &cls.py().get_type::<deferred::Deferred>())?;
     deferred::register_public(cls);
     Ok(())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import subprocess
 import sys
 import warnings
 import weakref
@@ -285,6 +286,69 @@ def test_a_finished_iterator_still_held_is_not_handed_out_again(impl: Impl) -> N
     with pytest.raises(StopIteration) as again:
         next(first)
     assert (two.value.value, again.value.value) == (2, None)
+
+
+def test_a_finished_iterator_still_held_is_let_go_at_once_by_the_next_await(impl: Impl) -> None:
+    """
+    txdefer keeps a finished iterator as a spare for the next ``await``; if the
+    program still holds it, that ``await`` leaves it alone and lets go of the
+    spare's reference at once, even from a coroutine stepped by plain Python (no
+    txdefer call around it), so the iterator is freed when the program drops it.
+    """
+    # Whatever spare there is goes to `keep`; the next iterator is new.
+    keep = impl.succeed(0).__await__()
+    first = impl.succeed(1).__await__()
+    with pytest.raises(StopIteration):
+        next(first)  # finished: txdefer's spare from here
+
+    # Held here, so that nothing is freed (no txdefer code runs) until the check.
+    awaited = impl.succeed(2)
+
+    async def main() -> int:
+        return await awaited
+
+    with pytest.raises(StopIteration) as done:
+        main().send(None)
+    assert done.value.value == 2
+    # Only `first` itself and the argument of getrefcount.
+    assert sys.getrefcount(first) == 2
+    del keep, awaited
+
+
+def test_await_runs_a_replaced___await___and_the_compiled_one_once_it_is_removed() -> None:
+    """
+    ``await d`` on a ``txdefer.Deferred`` runs ``Deferred.__await__`` as the class
+    has it: a replacement assigned to the class, then, once it is deleted, the
+    compiled one again (CPython rewrites the class's slot both times).  In a
+    process of its own: the compiled slot CPython restores is PyO3's, slower than
+    the one txdefer installs.
+    """
+    code = """
+import txdefer
+
+d = txdefer.succeed(5)
+
+async def main():
+    return await d
+
+def result():
+    coro = main()
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("the coroutine did not finish")
+
+assert result() == 5
+txdefer.Deferred.__await__ = lambda self: iter(())
+assert result() is None
+del txdefer.Deferred.__await__
+assert result() == 5
+assert txdefer.Deferred().__await__().__class__.__name__ == "DeferredIterator"
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert (out.returncode, out.stdout, out.stderr) == (0, "ok\n", "")
 
 
 def test_an_awaited_deferred_is_freed_at_once_outside_any_driver(impl: Impl) -> None:
