@@ -57,8 +57,10 @@ pub fn prepare(py: Python<'_>) -> PyResult<()> {
     // whose allocation is at least `tp_basicsize` bytes long; the bytes read are
     // those after the object header and outside the Rust value (`offset` and
     // `size` were checked to lie inside that range).  PyO3 initialised them when it
-    // made the object (`tp_alloc` zeroes everything, then PyO3 writes its slots),
-    // so they are initialised memory, and nothing writes to them during this read.
+    // made the object (`tp_alloc` zeroes everything, then PyO3 writes its slots:
+    // after the value, fields that are zero-sized or one pointer wide, so no
+    // padding its write could leave undefined), so they are initialised memory, and
+    // nothing writes to them during this read.
     let rest_is_zero = unsafe {
         let before = std::slice::from_raw_parts(object.add(header), offset - header);
         let after = std::slice::from_raw_parts(object.add(offset + size), basic_size - offset - size);
