@@ -389,19 +389,9 @@ unsafe extern "C" fn am_await(d: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::Py
         // SAFETY: `d` is a valid borrowed reference to a `Deferred` (above), alive
         // for this call.
         let d = unsafe { pyo3::Borrowed::from_ptr(py, d).cast_unchecked::<Deferred>() };
-        iterator_for(&d)
+        iterator_for(&d).map(Bound::into_any)
     }));
-    match outcome {
-        Ok(Ok(iterator)) => iterator.into_ptr(),
-        Ok(Err(err)) => {
-            err.restore(py);
-            std::ptr::null_mut()
-        }
-        Err(payload) => {
-            crate::errors::restore_panic(py, payload, "panic in Deferred.__await__");
-            std::ptr::null_mut()
-        }
-    }
+    crate::errors::entry_return(py, outcome, "panic in Deferred.__await__")
 }
 
 /// The `am_send` slot: `PyIter_Send(iterator, value, &result)` (the `await` and

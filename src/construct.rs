@@ -274,15 +274,5 @@ unsafe extern "C" fn vectorcall(
         };
         type_call(py, positional, kwargs.as_ref())
     }));
-    match outcome {
-        Ok(Ok(obj)) => obj.into_ptr(),
-        Ok(Err(err)) => {
-            err.restore(py);
-            std::ptr::null_mut()
-        }
-        Err(payload) => {
-            crate::errors::restore_panic(py, payload, "panic while making a Deferred");
-            std::ptr::null_mut()
-        }
-    }
+    crate::errors::entry_return(py, outcome, "panic while making a Deferred")
 }

@@ -38,6 +38,29 @@ pub fn restore_panic(py: pyo3::Python<'_>, payload: Box<dyn std::any::Any + Send
     pyo3::panic::PanicException::new_err(message.to_owned()).restore(py);
 }
 
+/// What a C entry point run outside PyO3's wrapper (a slot function, a vectorcall
+/// entry) returns for `outcome`, its body run under `catch_unwind`: the object the
+/// body made (a new reference), or null with the body's error raised, or its panic
+/// raised as `PanicException` (see `restore_panic`), as PyO3's wrapper does.
+#[cfg_attr(any(Py_LIMITED_API, PyPy, GraalPy), allow(dead_code))]
+pub fn entry_return(
+    py: pyo3::Python<'_>,
+    outcome: std::thread::Result<PyResult<pyo3::Bound<'_, pyo3::PyAny>>>,
+    what: &str,
+) -> *mut pyo3::ffi::PyObject {
+    match outcome {
+        Ok(Ok(obj)) => obj.into_ptr(),
+        Ok(Err(err)) => {
+            err.restore(py);
+            std::ptr::null_mut()
+        }
+        Err(payload) => {
+            restore_panic(py, payload, what);
+            std::ptr::null_mut()
+        }
+    }
+}
+
 /// `'DeferredLock' object has no attribute 'waiting'`: Python's `AttributeError` for
 /// reading an attribute `obj` does not have.
 pub fn no_attribute(obj: &pyo3::Bound<'_, pyo3::PyAny>, name: &str) -> PyErr {

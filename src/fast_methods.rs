@@ -165,19 +165,13 @@ mod native {
                 };
                 // SAFETY: `args[0]` is a valid borrowed reference for this call.
                 let result = unsafe { Bound::from_borrowed_ptr(py, *args) };
-                crate::construct::new_public_fired_alone(cls, result).map(Some)
+                crate::construct::new_public_fired_alone(cls, result).map(|d| Some(d.into_any()))
             }));
-            match outcome {
-                Ok(Ok(Some(d))) => return d.into_ptr(),
-                Ok(Ok(None)) => {}
-                Ok(Err(err)) => {
-                    err.restore(py);
-                    return std::ptr::null_mut();
-                }
-                Err(payload) => {
-                    crate::errors::restore_panic(py, payload, "panic in succeed");
-                    return std::ptr::null_mut();
-                }
+            // `None`: not made alone, left to `succeed()` below.
+            match outcome.map(Result::transpose) {
+                Ok(None) => {}
+                Ok(Some(made)) => return crate::errors::entry_return(py, Ok(made), "panic in succeed"),
+                Err(payload) => return crate::errors::entry_return(py, Err(payload), "panic in succeed"),
             }
         }
         // SAFETY: the arguments are passed on as CPython gave them.
