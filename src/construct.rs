@@ -60,9 +60,8 @@ pub fn new_public<'py>(py: Python<'py>, canceller: CancellerArg<'_, 'py>) -> PyR
 /// A new `txdefer.Deferred` that has already been given `result` (`succeed(result)`):
 /// made with its result in place when `new_public` would make it alone.
 pub fn new_public_fired<'py>(py: Python<'py>, result: Bound<'py, PyAny>) -> PyResult<Bound<'py, Deferred>> {
-    let cls = public_type(py)?;
-    if new_alone(py, cls) {
-        return create(py, cls, State::new(Some(result.unbind()), None));
+    if let Some(cls) = made_alone(py)? {
+        return new_public_fired_alone(cls, result);
     }
     let d = new_public(py, CancellerArg::Absent)?;
     let old = {

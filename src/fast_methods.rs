@@ -25,7 +25,8 @@
 //! does not document): it counts the thread as attached for PyO3, so a `Py`
 //! reference dropped by the method is released at once rather than queued until
 //! PyO3's next entry, and turns a Rust panic into `PanicException`.  `Cargo.lock`
-//! pins PyO3; an upgrade must check that wrapper.
+//! pins PyO3; an upgrade must check that wrapper.  `succeed` runs without it (see
+//! `succeed_entry`): it makes a Deferred and lets go of nothing.
 //!
 //! Only on CPython without the limited API; elsewhere PyO3's methods stay.
 
@@ -136,66 +137,36 @@ mod native {
         Some(unsafe { *(*function.as_ptr().cast::<ffi::PyCFunctionObject>()).m_ml })
     }
 
+    /// `succeed`: see `install_functions`.  Run without PyO3's wrapper, which counts
+    /// the thread as attached for PyO3 on the way in and out: two thread-local
+    /// accesses (each a call in a shared library), about a tenth of the whole call.
     /// `succeed(result)` where `Deferred()` would be made by the compiled `__new__`
-    /// alone (`construct::made_alone`), the common case, run without PyO3's wrapper:
-    /// that wrapper counts the thread as attached for PyO3 on the way in and out, two
-    /// thread-local accesses (each a call in a shared library), about a tenth of the
-    /// whole call.  Nothing here lets go of a `Py` reference (which, outside that
-    /// count, PyO3 would queue rather than release) but the Deferred's value if it
-    /// cannot be allocated.  A Rust panic becomes `PanicException`, as in the
-    /// wrapper.  Every other call goes to `succeed()`, inside the wrapper.
+    /// alone (`construct::made_alone`), the common case, is made here; every other
+    /// call goes to the function PyO3 made, with its wrapper.  Nothing here lets go
+    /// of a `Py` reference (which, outside that count, PyO3 would queue rather than
+    /// release) but the Deferred's value if it cannot be allocated.  A Rust panic
+    /// becomes `PanicException`, as in the wrapper.
     ///
     /// # Safety
     /// Called by CPython as the function `install_functions` made: the thread is
     /// attached, `args` points to `nargs` positional values then one value per name
     /// in `kwnames` (null or a tuple), all borrowed for the call.
     unsafe extern "C" fn succeed_entry(
-        module: *mut ffi::PyObject,
+        _module: *mut ffi::PyObject,
         args: *const *mut ffi::PyObject,
         nargs: ffi::Py_ssize_t,
         kwnames: *mut ffi::PyObject,
     ) -> *mut ffi::PyObject {
         // SAFETY: CPython calls a C function with the calling thread attached.
         let py = unsafe { Python::assume_attached() };
-        // SAFETY: `kwnames` is null or a valid tuple.
-        if nargs == 1 && !unsafe { has_keywords(kwnames) } {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let Some(cls) = crate::construct::made_alone(py)? else {
-                    return Ok(None);
-                };
-                // SAFETY: `args[0]` is a valid borrowed reference for this call.
-                let result = unsafe { Bound::from_borrowed_ptr(py, *args) };
-                crate::construct::new_public_fired_alone(cls, result).map(|d| Some(d.into_any()))
-            }));
-            // `None`: not made alone, left to `succeed()` below.
-            match outcome.map(Result::transpose) {
-                Ok(None) => {}
-                Ok(Some(made)) => return crate::errors::entry_return(py, Ok(made), "panic in succeed"),
-                Err(payload) => return crate::errors::entry_return(py, Err(payload), "panic in succeed"),
-            }
-        }
-        // SAFETY: the arguments are passed on as CPython gave them.
-        unsafe { succeed()(module, args, nargs, kwnames) }
-    }
-
-    /// `succeed`: see `install_functions`.
-    fn succeed() -> Fast {
-        /// # Safety
-        /// Called by CPython (through PyO3's wrapper) as the function
-        /// `install_functions` made: `args` points to `nargs` positional values then
-        /// one value per name in `kwnames` (null or a tuple), all borrowed for the call.
-        unsafe fn body(
-            py: Python<'_>,
-            _module: *mut ffi::PyObject,
-            args: *const *mut ffi::PyObject,
-            nargs: ffi::Py_ssize_t,
-            kwnames: *mut ffi::PyObject,
-        ) -> PyResult<*mut ffi::PyObject> {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             // SAFETY: `kwnames` is null or a valid tuple.
             if nargs == 1 && !unsafe { has_keywords(kwnames) } {
-                // SAFETY: `args[0]` is a valid borrowed reference for this call.
-                let result = unsafe { Bound::from_borrowed_ptr(py, *args) };
-                return crate::construct::new_public_fired(py, result).map(Bound::into_ptr);
+                if let Some(cls) = crate::construct::made_alone(py)? {
+                    // SAFETY: `args[0]` is a valid borrowed reference for this call.
+                    let result = unsafe { Bound::from_borrowed_ptr(py, *args) };
+                    return crate::construct::new_public_fired_alone(cls, result).map(Bound::into_any);
+                }
             }
             let original = SUCCEED
                 .get(py)
@@ -203,14 +174,14 @@ mod native {
             // SAFETY: the arguments are passed on exactly as they came (positional
             // values then keyword values, as `kwnames` describes), borrowed; the
             // result is a new reference or null with an exception set.
-            let result = unsafe { ffi::PyObject_Vectorcall(original.as_ptr(), args, nargs as usize, kwnames) };
-            if result.is_null() {
-                Err(PyErr::fetch(py))
-            } else {
-                Ok(result)
+            unsafe {
+                Bound::from_owned_ptr_or_err(
+                    py,
+                    ffi::PyObject_Vectorcall(original.as_ptr(), args, nargs as usize, kwnames),
+                )
             }
-        }
-        pyo3::impl_::trampoline::get_trampoline_function!(fastcall_cfunction_with_keywords, body)
+        }));
+        crate::errors::entry_return(py, outcome, "panic in succeed")
     }
 
     /// Give `sub` its own copy of each method of `base` (a compiled class) that `sub`
