@@ -618,22 +618,22 @@ MAKERS = [
 ]
 
 
-def _allocated_directly_where_it_can() -> bool:
+def _assert_allocated_directly_where_the_build_can() -> None:
     """
-    Does this build allocate new Deferreds directly (without ``object.__new__``)?
-    It must, on CPython with the GIL and not built for the stable ABI.
+    New Deferreds are allocated directly (without ``object.__new__``) on CPython
+    with the GIL, unless the extension is built for the stable ABI.
     """
     import sysconfig
 
     import txdefer._core
 
-    direct = txdefer._core._allocates_directly()
-    if sys.implementation.name != "cpython" or sysconfig.get_config_var("Py_GIL_DISABLED"):
-        return direct
-    if ".abi3." in (txdefer._core.__file__ or ""):
-        return direct
-    assert direct, "the direct allocation is off on a build that supports it"
-    return direct
+    can = (
+        sys.implementation.name == "cpython"
+        and not sysconfig.get_config_var("Py_GIL_DISABLED")
+        and ".abi3." not in (txdefer._core.__file__ or "")
+    )
+    if can:
+        assert txdefer._core._allocates_directly(), "the direct allocation is off on a build that supports it"
 
 
 @pytest.mark.parametrize("maker", MAKERS)
@@ -647,7 +647,7 @@ def test_a_made_deferred_takes_attributes_and_weak_references_and_is_collected(
     and is collected once only a cycle through its attributes holds it.
     """
     if not impl.is_twisted:
-        _allocated_directly_where_it_can()
+        _assert_allocated_directly_where_the_build_can()
     d = _made_by(impl, maker)
     assert "custom" not in vars(d)
     d.custom = "value"
@@ -679,25 +679,21 @@ def test_a_made_deferred_without_attributes_is_collected_through_a_cycle(impl: I
         assert ref() is None, maker
 
 
-def _abstract(cls: Any) -> contextlib.AbstractContextManager[None]:
+@contextlib.contextmanager
+def _abstract(cls: Any) -> Iterator[None]:
     """
     ``cls`` made abstract (as ``abc`` marks a class with an abstract method) for the
     duration, then restored.
     """
-
-    @contextlib.contextmanager
-    def marked() -> Iterator[None]:
-        own = vars(cls).get("__abstractmethods__")
-        cls.__abstractmethods__ = frozenset({"must_override"})
-        try:
-            yield
-        finally:
-            if own is None:
-                del cls.__abstractmethods__
-            else:
-                cls.__abstractmethods__ = own
-
-    return marked()
+    own = vars(cls).get("__abstractmethods__")
+    cls.__abstractmethods__ = frozenset({"must_override"})
+    try:
+        yield
+    finally:
+        if own is None:
+            del cls.__abstractmethods__
+        else:
+            cls.__abstractmethods__ = own
 
 
 def test_an_abstract_Deferred_class_is_refused_by_its_makers(impl: Impl) -> None:
