@@ -993,11 +993,7 @@ class World:
 
     def canceller_kind(self, canceller: object) -> object:
         """A Deferred's ``_canceller``: none, the program's, or the library's."""
-        if canceller is None:
-            return None
-        if getattr(canceller, "__module__", None) == __name__:
-            return ("program", canceller.__qualname__)  # type: ignore[attr-defined]
-        return "library"
+        return None if canceller is None else _whose(canceller)
 
     def debug_info(self, info: Any) -> object:
         """
@@ -1028,12 +1024,7 @@ class World:
                 # known difference (the README's compatibility table).
                 halves.append("resumes a generator")
                 continue
-            if function in _PASS_THROUGH:
-                what: object = function.__name__
-            elif getattr(function, "__module__", None) == __name__:
-                what = ("program", function.__qualname__)
-            else:
-                what = "library"
+            what = function.__name__ if function in _PASS_THROUGH else _whose(function)
             halves.append((what, self.name(args), self.name(dict(kwargs or {}))))
         return tuple(halves)
 
@@ -1044,6 +1035,13 @@ class World:
             if hasattr(primitive, attribute):
                 state.append((attribute, self.name(getattr(primitive, attribute))))
         return tuple(state)
+
+
+def _whose(function: Any) -> object:
+    """A callable: the program's own (this file's), by qualified name, or the library's."""
+    if getattr(function, "__module__", None) == __name__:
+        return ("program", function.__qualname__)
+    return "library"
 
 
 def _program_frame(frame: re.Match[str]) -> str:
