@@ -106,10 +106,9 @@ fn build_failure<'py>(
     capture_vars: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let cls = failure_type(py)?;
-    let new = FAILURE_NEW.get_or_try_init(py, || cls.getattr("__new__").map(Bound::unbind))?;
     let failure = match argument {
-        Some(argument) => new.bind(py).call1((cls, argument))?,
-        None => new.bind(py).call1((cls,))?,
+        Some(argument) => new_instance(cls, &PyTuple::new(py, [argument])?)?,
+        None => new_instance(cls, &PyTuple::empty(py))?,
     };
     // `global count; count = count + 1; self.count = count`: the module's globals,
     // read and written as Twisted's own code does.
@@ -127,7 +126,7 @@ fn build_failure<'py>(
             _ => py.None().into_bound(py),
         },
     };
-    let dict = failure.getattr(pyo3::intern!(py, "__dict__"))?.cast_into::<pyo3::types::PyDict>()?;
+    let dict = instance_dict(&failure)?;
     dict.set_item(pyo3::intern!(py, "count"), count)?;
     dict.set_item(pyo3::intern!(py, "type"), ty)?;
     dict.set_item(pyo3::intern!(py, "value"), value)?;
@@ -136,7 +135,45 @@ fn build_failure<'py>(
     Ok(failure)
 }
 
-static FAILURE_NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+/// `cls.__new__(cls, *args)`, run as calling `cls` runs it before `__init__`: through
+/// the class's `tp_new` slot, which is `BaseException.__new__` for Twisted's `Failure`
+/// (and a call of the Python `__new__` for a class that defines one, as CPython keeps
+/// the slot in step with the attribute).  This skips the generic wrapper `cls.__new__`
+/// is called through, and its copy of the arguments.
+fn new_instance<'py>(cls: &Bound<'py, PyType>, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+    let py = cls.py();
+    // SAFETY: `cls` is a live type object (borrowed for this call) and the thread is
+    // attached; `PyType_GetSlot` reads one of its slots and sets no error for a heap
+    // type, which `Failure` is (for any other type, a null return falls back below).
+    let slot = unsafe { pyo3::ffi::PyType_GetSlot(cls.as_type_ptr(), pyo3::ffi::Py_tp_new) };
+    if slot.is_null() {
+        // No slot: let `__new__` raise what calling the class would.
+        return cls.getattr(pyo3::intern!(py, "__new__"))?.call1((cls, args.as_any()));
+    }
+    // SAFETY: a non-null `Py_tp_new` slot holds the type's `tp_new` function, whose
+    // C type is `newfunc`; the two pointer types have the same size and ABI.
+    let tp_new: pyo3::ffi::newfunc = unsafe { std::mem::transmute::<*mut std::ffi::c_void, pyo3::ffi::newfunc>(slot) };
+    // SAFETY: this is the call `type.__call__` makes: the type's own `tp_new` with the
+    // type itself, a tuple of positional arguments and no keywords, both alive for the
+    // call, with the thread attached.  It returns a new reference or null with an
+    // exception set, which `from_owned_ptr_or_err` takes as such.
+    unsafe {
+        let obj = tp_new(cls.as_type_ptr(), args.as_ptr(), std::ptr::null_mut());
+        Bound::from_owned_ptr_or_err(py, obj)
+    }
+}
+
+/// The instance dictionary of `obj` (made if it has none yet), as `obj.__dict__` gives
+/// it for an object whose class does not redefine `__dict__` (as `Failure` does not).
+fn instance_dict<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    // SAFETY: `obj` is alive and the thread attached; `PyObject_GenericGetDict` returns
+    // a new reference to its dictionary, or null with an exception set (an object with
+    // no dictionary), which `from_owned_ptr_or_err` takes as such.
+    let dict = unsafe {
+        Bound::from_owned_ptr_or_err(obj.py(), pyo3::ffi::PyObject_GenericGetDict(obj.as_ptr(), std::ptr::null_mut()))
+    }?;
+    Ok(dict.cast_into::<pyo3::types::PyDict>()?)
+}
 static FAILURE_GLOBALS: PyOnceLock<Py<pyo3::types::PyDict>> = PyOnceLock::new();
 
 /// The globals of `twisted.python.failure`, where `Failure` counts its instances.

@@ -1638,6 +1638,43 @@ def test_failure_wrapping_a_value_is_built_as_Twisted_builds_it(
     _assert_built_as_Twisted_builds_it(f, given, before)
 
 
+def test_failure_is_made_by_a_replaced_Failure___new__(impl: Impl) -> None:
+    """
+    The ``Failure`` of a raising callback and of ``fail(value)`` is made by
+    ``Failure.__new__`` as it is at that moment, as Twisted's ``Failure(...)`` makes it,
+    with the arguments Twisted's call gives it.
+    """
+    from twisted.python.failure import Failure
+
+    seen: list[tuple[object, ...]] = []
+    original = Failure.__dict__.get("__new__")
+
+    def recording_new(cls: type, *args: object, **kwargs: object) -> Any:
+        seen.append(args)
+        return BaseException.__new__(cls, *args)  # type: ignore[type-var]
+
+    def boom(_: object) -> None:
+        raise ValueError("boom")
+
+    value = KeyError("k")
+    Failure.__new__ = recording_new  # type: ignore[method-assign, assignment]
+    try:
+        d: Any = impl.Deferred()
+        d.addCallback(boom)
+        d.callback(None)
+        failed = impl.fail(value)
+    finally:
+        if original is None:
+            del Failure.__new__
+        else:
+            Failure.__new__ = original  # type: ignore[method-assign]
+    assert seen == [(), (value,)]
+    assert type(d.result) is Failure and d.result.type is ValueError
+    assert failed.result.value is value and failed.result.args == (value,)
+    d.addErrback(lambda _: None)
+    failed.addErrback(lambda _: None)
+
+
 def test_failure_of_cancel_is_built_as_Twisted_builds_it(impl: Impl) -> None:
     """``cancel()`` fails the Deferred with Twisted's ``Failure(CancelledError())``."""
     from twisted.python import failure as failure_module
