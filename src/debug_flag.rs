@@ -141,6 +141,23 @@ pub fn class_switch(obj: &Bound<'_, PyAny>) -> Option<bool> {
     public_switch(cls)
 }
 
+/// `class_switch(obj)` when the answer is at hand without running anything: `obj` is
+/// of the public class itself, whose descriptor was verified at the class's current
+/// version tag.  `None` otherwise (not that the switch is unknown: only not known
+/// here).
+#[inline]
+pub fn known_switch(obj: &Bound<'_, PyAny>) -> Option<bool> {
+    let cls = deferred::public_type(obj.py()).ok()?;
+    if obj.get_type_ptr() != cls.as_type_ptr() {
+        return None;
+    }
+    let tag = version_tag(cls);
+    if tag == 0 || tag != VERIFIED_TAG.load(Ordering::Relaxed) {
+        return None;
+    }
+    Some(DEBUG.load(Ordering::Relaxed))
+}
+
 /// Whether subclasses of the public class (such as `DeferredList`) read `debug`
 /// from the registered descriptor (1) or not (0), as `check_subclass` found.
 static SUBCLASSES: TagMemo<16> = TagMemo::new();

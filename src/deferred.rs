@@ -192,6 +192,67 @@ fn already_called(d: &Bound<'_, Deferred>) -> PyResult<PyErr> {
     Ok(AlreadyCalledError::new_err(()))
 }
 
+/// `d.callback(result)` where it needs nothing but `d`'s own state: `d` is unfired,
+/// with no callbacks, not paused, not running, without a `DebugInfo`, of the public
+/// class with debugging off, and `result` a plain value (the last two as far as is
+/// known without running anything).  Twisted's `_startRunCallbacks` then only stores
+/// the result, drops the canceller and clears `_chainedTo`, as `start_run` does in
+/// its `settled` case: done here, returning `true`.  `false`, with nothing changed,
+/// in every other case (the caller then takes `start_run`).
+///
+/// For `callback`'s C entry, run outside PyO3's wrapper: it lets go of references
+/// only as `Bound`s, which are released at once (PyO3 would queue a `Py` dropped
+/// there).
+#[inline(always)]
+pub fn fire_settled(d: &Bound<'_, Deferred>, result: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = d.py();
+    let (old_canceller, old_result, old_chained);
+    {
+        let mut st = d.get().lock()?;
+        // Callbacks to run come first: the case this is most often asked about
+        // and cannot take.  The last two checks run no Python code.
+        if !st.callbacks.is_empty()
+            || st.called
+            || st.debug_override
+            || st.paused != 0
+            || st.running
+            || st.debug_info.is_some()
+            || !imports::known_plain(result)
+            || crate::debug_flag::known_switch(d.as_any()) != Some(false)
+        {
+            return Ok(false);
+        }
+        st.called = true;
+        old_canceller = st.canceller.take();
+        old_result = st.result.replace(result.clone().unbind());
+        old_chained = st.chained_to.take();
+    }
+    drop(old_canceller.map(|c| c.into_bound(py)));
+    drop(old_result.map(|r| r.into_bound(py)));
+    drop(old_chained.map(|c| c.into_bound(py)));
+    Ok(true)
+}
+
+/// `push_entry` for an unfired `d`: the entry `make` gives is added (nothing runs),
+/// returning `true`.  `false`, with nothing made or changed, if `d` has fired (the
+/// caller then takes `push_entry`, which runs the callbacks).  `make` is called with
+/// `d`'s state locked, so it must not run Python code.  Lets go of nothing.
+#[inline(always)]
+pub fn push_unfired(d: &Bound<'_, Deferred>, make: impl FnOnce() -> Entry) -> PyResult<bool> {
+    let mut st = d.get().lock()?;
+    if st.called {
+        return Ok(false);
+    }
+    st.callbacks.push_back(make());
+    Ok(true)
+}
+
+/// Has `d` fired (`called`)?
+#[inline(always)]
+pub fn is_called(d: &Bound<'_, Deferred>) -> PyResult<bool> {
+    Ok(d.get().lock()?.called)
+}
+
 /// Twisted's `_startRunCallbacks`: fire `d` with `result` and run its callbacks.
 pub fn start_run(d: &Bound<'_, Deferred>, result: Bound<'_, PyAny>) -> PyResult<()> {
     let py = d.py();

@@ -25,8 +25,12 @@
 //! does not document): it counts the thread as attached for PyO3, so a `Py`
 //! reference dropped by the method is released at once rather than queued until
 //! PyO3's next entry, and turns a Rust panic into `PanicException`.  `Cargo.lock`
-//! pins PyO3; an upgrade must check that wrapper.  `succeed` runs without it (see
-//! `succeed_entry`): it makes a Deferred and lets go of nothing.
+//! pins PyO3; an upgrade must check that wrapper.  The wrapper costs two
+//! thread-local accesses per call, so the calls that run no callback enter without
+//! it and let go of references only as `Bound`s, which are released at once:
+//! `succeed(result)` (see `succeed_entry`), `addCallback`, `addErrback` and `addBoth`
+//! on an unfired Deferred, and `callback(result)` on one with nothing to run (see
+//! `entry_method!`).  Every other call of those goes on into the wrapper.
 //!
 //! Only on CPython without the limited API; elsewhere PyO3's methods stay.
 
@@ -58,10 +62,10 @@ mod native {
     /// to.  Name and docstring (with the signature) are those of PyO3's methods.
     pub fn install(py: Python<'_>) -> PyResult<()> {
         let methods: [(&CStr, Fast, &PyOnceLock<Py<PyAny>>); 5] = [
-            (c"addCallback", add_callback(), &ADD_CALLBACK),
-            (c"addErrback", add_errback(), &ADD_ERRBACK),
-            (c"addBoth", add_both(), &ADD_BOTH),
-            (c"callback", callback(), &CALLBACK),
+            (c"addCallback", add_callback_entry, &ADD_CALLBACK),
+            (c"addErrback", add_errback_entry, &ADD_ERRBACK),
+            (c"addBoth", add_both_entry, &ADD_BOTH),
+            (c"callback", callback_entry, &CALLBACK),
             (c"errback", errback(), &ERRBACK),
         ];
         let ty = py.get_type::<Deferred>();
@@ -377,6 +381,113 @@ mod native {
             pyo3::impl_::trampoline::get_trampoline_function!(fastcall_cfunction_with_keywords, body)
         }};
     }
+
+    /// A C entry for a method, run without PyO3's wrapper, which counts the thread
+    /// as attached for PyO3 on the way in and out (two thread-local accesses, each a
+    /// call in a shared library).  It handles calls with positional arguments only
+    /// when `$quick` can (`$quick` returns `None` for the cases it leaves, having
+    /// changed nothing), and passes every other call to `$wrapped`, the same method
+    /// inside PyO3's wrapper.  `$quick` lets go of references only as `Bound`s
+    /// (released at once: outside the wrapper's count PyO3 would queue a dropped
+    /// `Py`).  A Rust panic becomes `PanicException`, as in the wrapper.
+    macro_rules! entry_method {
+        ($name:ident, $wrapped:expr, $what:literal, |$d:ident, $positional:ident| $quick:expr) => {
+            /// # Safety
+            /// Called by CPython as a method `install` made (or a copy `own_methods`
+            /// made): the thread is attached, `slf` is an instance of the compiled
+            /// class, `args` points to `nargs` positional values then one value per
+            /// name in `kwnames` (null or a tuple), all borrowed for the call.
+            unsafe extern "C" fn $name(
+                slf: *mut ffi::PyObject,
+                args: *const *mut ffi::PyObject,
+                nargs: ffi::Py_ssize_t,
+                kwnames: *mut ffi::PyObject,
+            ) -> *mut ffi::PyObject {
+                // SAFETY: `kwnames` is null or a valid tuple.
+                if nargs > 0 && !unsafe { has_keywords(kwnames) } {
+                    // SAFETY: CPython calls a C method with the calling thread attached.
+                    let py = unsafe { Python::assume_attached() };
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        // SAFETY: the method descriptor checks that `self` is an
+                        // instance of the type it was made for (as in `fastcall`);
+                        // `slf` is a valid borrowed reference for this call, and
+                        // `args` points to `nargs` of them (read as in `fastcall`).
+                        let ($d, $positional) = unsafe {
+                            (
+                                Borrowed::from_ptr(py, slf).cast_unchecked::<Deferred>(),
+                                std::slice::from_raw_parts(args.cast::<Borrowed<'_, '_, PyAny>>(), nargs as usize),
+                            )
+                        };
+                        let quick: PyResult<Option<Bound<'_, PyAny>>> = $quick;
+                        quick
+                    }));
+                    match outcome {
+                        Ok(Ok(None)) => {}
+                        Ok(Ok(Some(obj))) => return obj.into_ptr(),
+                        Ok(Err(err)) => return crate::errors::entry_return(py, Ok(Err(err)), $what),
+                        Err(payload) => return crate::errors::entry_return(py, Err(payload), $what),
+                    }
+                }
+                // SAFETY: the arguments are passed on exactly as they came, to the
+                // same method inside PyO3's wrapper, under the same contract.
+                unsafe { ($wrapped)(slf, args, nargs, kwnames) }
+            }
+        };
+    }
+
+    /// `addCallback(f, *args)` (and `addErrback`, `addBoth`) given positionally on an
+    /// unfired Deferred: the entry is added, as `add` makes it, and nothing runs.
+    #[inline(always)]
+    fn add_unfired<'py>(
+        d: &Bound<'py, Deferred>,
+        positional: &[Borrowed<'_, 'py, PyAny>],
+        entry: fn(Call) -> Entry,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Some(first) = positional.first() else { return Ok(None) };
+        let call_args = if positional.len() == 1 && !first.is_exact_instance_of::<PyTuple>() {
+            None
+        } else {
+            // Not made for a Deferred that has fired (the common case where it has):
+            // the method PyO3 made would make it again.
+            if crate::deferred::is_called(d)? {
+                return Ok(None);
+            }
+            Some(PyTuple::new(d.py(), positional.iter())?)
+        };
+        // If `d` has fired meanwhile (only code run by a collection while the tuple
+        // was allocated could fire it), `call_args` is let go of as a `Bound`.
+        let added = crate::deferred::push_unfired(d, || {
+            entry(match call_args {
+                None => Call::from_func(Borrowed::to_owned(*first).unbind()),
+                Some(call_args) => Call::from_call_args(call_args, None),
+            })
+        })?;
+        Ok(added.then(|| d.clone().into_any()))
+    }
+
+    entry_method!(add_callback_entry, add_callback(), "panic in addCallback", |d, positional| add_unfired(
+        &d,
+        positional,
+        Entry::Callback
+    ));
+    entry_method!(add_errback_entry, add_errback(), "panic in addErrback", |d, positional| add_unfired(
+        &d,
+        positional,
+        Entry::Errback
+    ));
+    entry_method!(add_both_entry, add_both(), "panic in addBoth", |d, positional| add_unfired(
+        &d,
+        positional,
+        Entry::Both
+    ));
+    entry_method!(callback_entry, callback(), "panic in callback", |d, positional| match positional {
+        [result] => {
+            let py = d.py();
+            crate::deferred::fire_settled(&d, &Borrowed::to_owned(*result))
+                .map(|done| done.then(|| py.None().into_bound(py)))
+        }
+        _ => Ok(None),
+    });
 
     fn add_callback() -> Fast {
         fast_method!(ADD_CALLBACK, |d, positional| add(d, positional, Entry::Callback))

@@ -55,14 +55,19 @@ pub fn failure_from_err<'py>(
     err: PyErr,
     capture_vars: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let ty = err.get_type(py).into_any();
-    let tb = err.traceback(py).map(Bound::into_any);
     // `into_value` leaves the traceback on the exception, as CPython's `except`
     // does (and so as Twisted's `Failure()` finds it there): `failure.value.__traceback__`
     // is `failure.tb`, and `raise failure.value` or `traceback.print_exception(value)`
     // show where it was raised.  CPython 3.12 and later keep it there while the
-    // exception propagates; 3.10 and 3.11 hand it to a C caller beside it.
-    let value = err.into_value(py).into_bound(py).into_any();
+    // exception propagates; 3.10 and 3.11 hand it to a C caller beside it.  Type and
+    // traceback are then read from the exception itself.
+    let value = err.into_value(py).into_bound(py);
+    let ty = value.get_type().into_any();
+    // SAFETY: `value` is a live exception and the thread attached;
+    // `PyException_GetTraceback` returns a new reference to its traceback, or null
+    // (setting no error) when it has none.
+    let tb = unsafe { Bound::from_owned_ptr_or_opt(py, pyo3::ffi::PyException_GetTraceback(value.as_ptr())) };
+    let value = value.into_any();
     if classify(&value)? == ResultKind::Failure {
         let tb_arg = tb.unwrap_or_else(|| py.None().into_bound(py));
         return failure_type(py)?.call1((value, ty, tb_arg, capture_vars));
@@ -291,6 +296,18 @@ pub fn classify(obj: &Bound<'_, PyAny>) -> PyResult<ResultKind> {
         Some(kind) => Ok(kind),
         None => classify_slow(obj, tag),
     }
+}
+
+/// Is `classify(obj)` known to be `Plain` without running anything: `None`, an exact
+/// `int` or `str`, or an instance of a class remembered as plain?  `false` also where
+/// the answer is not at hand (then `classify` finds it).
+#[inline(always)]
+pub fn known_plain(obj: &Bound<'_, PyAny>) -> bool {
+    use pyo3::types::{PyInt, PyString};
+    obj.is_none()
+        || obj.is_exact_instance_of::<PyInt>()
+        || obj.is_exact_instance_of::<PyString>()
+        || classified(crate::debug_flag::type_version_tag(obj)) == Some(ResultKind::Plain)
 }
 
 #[inline(never)]
