@@ -146,6 +146,7 @@ pub fn class_switch(obj: &Bound<'_, PyAny>) -> Option<bool> {
 /// version tag.  `None` otherwise (not that the switch is unknown: only not known
 /// here).
 #[inline]
+#[cfg_attr(any(Py_LIMITED_API, PyPy, GraalPy), allow(dead_code))]
 pub fn known_switch(obj: &Bound<'_, PyAny>) -> Option<bool> {
     let cls = deferred::public_type(obj.py()).ok()?;
     if obj.get_type_ptr() != cls.as_type_ptr() {

@@ -204,6 +204,7 @@ fn already_called(d: &Bound<'_, Deferred>) -> PyResult<PyErr> {
 /// only as `Bound`s, which are released at once (PyO3 would queue a `Py` dropped
 /// there).
 #[inline(always)]
+#[cfg_attr(any(Py_LIMITED_API, PyPy, GraalPy), allow(dead_code))]
 pub fn fire_settled(d: &Bound<'_, Deferred>, result: &Bound<'_, PyAny>) -> PyResult<bool> {
     let py = d.py();
     let (old_canceller, old_result, old_chained);
@@ -238,6 +239,7 @@ pub fn fire_settled(d: &Bound<'_, Deferred>, result: &Bound<'_, PyAny>) -> PyRes
 /// caller then takes `push_entry`, which runs the callbacks).  `make` is called with
 /// `d`'s state locked, so it must not run Python code.  Lets go of nothing.
 #[inline(always)]
+#[cfg_attr(any(Py_LIMITED_API, PyPy, GraalPy), allow(dead_code))]
 pub fn push_unfired(d: &Bound<'_, Deferred>, make: impl FnOnce() -> Entry) -> PyResult<bool> {
     let mut st = d.get().lock()?;
     if st.called {
@@ -249,6 +251,7 @@ pub fn push_unfired(d: &Bound<'_, Deferred>, make: impl FnOnce() -> Entry) -> Py
 
 /// Has `d` fired (`called`)?
 #[inline(always)]
+#[cfg_attr(any(Py_LIMITED_API, PyPy, GraalPy), allow(dead_code))]
 pub fn is_called(d: &Bound<'_, Deferred>) -> PyResult<bool> {
     Ok(d.get().lock()?.called)
 }

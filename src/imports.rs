@@ -302,6 +302,7 @@ pub fn classify(obj: &Bound<'_, PyAny>) -> PyResult<ResultKind> {
 /// `int` or `str`, or an instance of a class remembered as plain?  `false` also where
 /// the answer is not at hand (then `classify` finds it).
 #[inline(always)]
+#[cfg_attr(any(Py_LIMITED_API, PyPy, GraalPy), allow(dead_code))]
 pub fn known_plain(obj: &Bound<'_, PyAny>) -> bool {
     use pyo3::types::{PyInt, PyString};
     obj.is_none()
