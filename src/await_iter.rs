@@ -40,6 +40,9 @@ pub struct DeferredIterator {
     /// Has it been stepped?  Until then, as a just-started generator, it refuses a
     /// value other than `None` sent in.
     started: AtomicBool,
+    /// Reused for an `await` without being moved to the collector's youngest
+    /// generation yet: that is done if it suspends (see `iterator_for`).
+    stale: AtomicBool,
 }
 
 /// A finished iterator kept for the next `await`, so that an `await` of a fired
@@ -51,8 +54,12 @@ pub struct DeferredIterator {
 static SPARE: GilLock<Option<Py<DeferredIterator>>> = GilLock::new(None);
 
 /// `d.__await__()` / `iter(d)`: an iterator over `d`, the spare one if nothing else
-/// holds it.
-pub fn iterator_for<'py>(d: &Bound<'py, Deferred>) -> PyResult<Bound<'py, DeferredIterator>> {
+/// holds it.  A reused iterator is moved to the collector's youngest generation (see
+/// `renew_gc_generation`) at once, or, for `await d` (`stepped_next`: the interpreter
+/// steps it straight after, with nothing run in between that could start a
+/// collection), when a step suspends on `d`: an `await` of a Deferred that has fired
+/// finishes in that step and lets go of `d` before any collection can see it.
+pub fn iterator_for<'py>(d: &Bound<'py, Deferred>, stepped_next: bool) -> PyResult<Bound<'py, DeferredIterator>> {
     let py = d.py();
     #[cfg(not(any(Py_GIL_DISABLED, PyPy, GraalPy)))]
     {
@@ -68,7 +75,11 @@ pub fn iterator_for<'py>(d: &Bound<'py, Deferred>) -> PyResult<Bound<'py, Deferr
             if only_here {
                 // Finished, and nobody else can see it: start it over on `d`, in the
                 // collector's youngest generation, as a new object would be.
-                renew_gc_generation(&spare);
+                if stepped_next {
+                    spare.get().stale.store(true, Ordering::Relaxed);
+                } else {
+                    renew_gc_generation(&spare);
+                }
                 spare.get().started.store(false, Ordering::Relaxed);
                 let slot = spare.get().d.try_lock().map(|mut slot| slot.replace(d.clone().unbind()));
                 if let Some(previous) = slot {
@@ -113,7 +124,7 @@ enum Step {
 
 impl DeferredIterator {
     pub fn new(d: Py<Deferred>) -> Self {
-        DeferredIterator { d: GilLock::new(Some(d)), started: AtomicBool::new(false) }
+        DeferredIterator { d: GilLock::new(Some(d)), started: AtomicBool::new(false), stale: AtomicBool::new(false) }
     }
 
     /// A step with `value` sent in (`None` for `next()`): refused, as a generator
@@ -145,7 +156,15 @@ impl DeferredIterator {
             let st = d.get().lock()?;
             if !(st.called && st.paused == 0) {
                 // We have no result to give: yield the Deferred to the driver.
-                return Ok(Step::Yield(d.clone_ref(py).into_any()));
+                let yielded = d.clone_ref(py).into_any();
+                drop(st);
+                drop(slot);
+                // Suspending, holding `d`: the iterator must be young now.
+                #[cfg(not(any(Py_GIL_DISABLED, PyPy, GraalPy)))]
+                if slf.get().stale.swap(false, Ordering::Relaxed) {
+                    renew_gc_generation(slf);
+                }
+                return Ok(Step::Yield(yielded));
             }
             let result = st.result.as_ref().map(|r| r.clone_ref(py).into_bound(py));
             let info = st.debug_info.as_ref().map(|i| i.clone_ref(py).into_bound(py));
@@ -389,7 +408,7 @@ unsafe extern "C" fn am_await(d: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::Py
         // SAFETY: `d` is a valid borrowed reference to a `Deferred` (above), alive
         // for this call.
         let d = unsafe { pyo3::Borrowed::from_ptr(py, d).cast_unchecked::<Deferred>() };
-        iterator_for(&d).map(Bound::into_any)
+        iterator_for(&d, true).map(Bound::into_any)
     }));
     crate::errors::entry_return(py, outcome, "panic in Deferred.__await__")
 }

@@ -798,11 +798,11 @@ impl Deferred {
     }
 
     fn __iter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, DeferredIterator>> {
-        crate::await_iter::iterator_for(slf)
+        crate::await_iter::iterator_for(slf, false)
     }
 
     fn __await__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, DeferredIterator>> {
-        crate::await_iter::iterator_for(slf)
+        crate::await_iter::iterator_for(slf, false)
     }
 
     #[getter]

@@ -177,3 +177,39 @@ def test_a_cycle_through_a_reused_await_iterator_is_collected(impl: Impl) -> Non
     logged = _cycle_through_a_frozen_spare_iterator(impl)
     assert logged == _cycle_through_a_frozen_spare_iterator(TWISTED)
     assert ("", None, "critical", (ValueError, "chained")) in logged
+
+
+def _cycle_through_an_explicit_iterator_from_a_frozen_spare(impl: Impl) -> list[tuple[Any, ...]]:
+    async def prime() -> None:
+        await impl.succeed(1)  # leaves a finished iterator behind (txdefer's spare)
+
+    impl.ensureDeferred(prime())
+    gc.collect()
+    gc.freeze()  # everything so far, the spare too, in the permanent generation
+    try:
+        with captured_log() as events:
+
+            def start() -> None:
+                waiting: Any = impl.Deferred()
+                waiting.chainDeferred(impl.fail(ValueError("held")))
+                # Asked for by name, not stepped: a cycle through the iterator.
+                waiting.iterator = waiting.__await__()
+
+            start()  # everything it made is dropped on return
+            gc.collect()
+            return unhandled_error_events(events)
+    finally:
+        gc.unfreeze()
+
+
+def test_a_cycle_through_an_iterator_asked_for_by_name_is_collected(impl: Impl) -> None:
+    """
+    ``d.__await__()`` called by name may hand out the reused spare iterator, which
+    the program can keep without stepping it: it re-enters the collector's youngest
+    generation at once (an ``await`` defers that until the iterator suspends), so a
+    cycle through it and its Deferred is collected, and the failure logged, even
+    when the spare had been frozen.
+    """
+    logged = _cycle_through_an_explicit_iterator_from_a_frozen_spare(impl)
+    assert logged == _cycle_through_an_explicit_iterator_from_a_frozen_spare(TWISTED)
+    assert ("", None, "critical", (ValueError, "held")) in logged
