@@ -75,9 +75,8 @@ pub fn iterator_for<'py>(d: &Bound<'py, Deferred>, stepped_next: bool) -> PyResu
             if only_here {
                 // Finished, and nobody else can see it: start it over on `d`, in the
                 // collector's youngest generation, as a new object would be.
-                if stepped_next {
-                    spare.get().stale.store(true, Ordering::Relaxed);
-                } else {
+                spare.get().stale.store(stepped_next, Ordering::Relaxed);
+                if !stepped_next {
                     renew_gc_generation(&spare);
                 }
                 spare.get().started.store(false, Ordering::Relaxed);
