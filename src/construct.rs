@@ -235,6 +235,15 @@ unsafe extern "C" fn vectorcall(
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // SAFETY: as above.
         let nargs = unsafe { pyo3::ffi::PyVectorcall_NARGS(nargsf) } as usize;
+        // `Deferred()` of the public class, made by the compiled `__new__` alone: the
+        // common case, taken first.  (`kwnames` is null or a tuple, as above.)
+        if nargs == 0 && (kwnames.is_null() || unsafe { pyo3::ffi::PyTuple_GET_SIZE(kwnames) } == 0) {
+            if let Ok(public) = public_type(py) {
+                if std::ptr::eq(callable, public.as_ptr()) && new_alone(py, public) {
+                    return Ok(create(py, public, State::new(None, None))?.into_any());
+                }
+            }
+        }
         let cls = unsafe { Bound::from_borrowed_ptr(py, callable) };
         let kwnames = unsafe { Bound::from_borrowed_ptr_or_opt(py, kwnames) };
         let nkw = kwnames.as_ref().map_or(Ok(0), |k| k.len())?;
