@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from twisted.python.failure import Failure
@@ -140,7 +141,14 @@ def test_failure_in_a_deferred_whose_await_iterator_was_abandoned_is_logged(
 
 
 
-def _cycle_through_a_frozen_spare_iterator(impl: Impl) -> list[tuple[Any, ...]]:
+def _logged_after_a_frozen_spare(
+    impl: Impl, make_cycle: Callable[[Impl], None]
+) -> list[tuple[Any, ...]]:
+    """
+    The unhandled errors logged when what ``make_cycle(impl)`` makes is dropped and
+    collected, after txdefer's spare ``await`` iterator (if any) has been frozen.
+    """
+
     async def prime() -> None:
         await impl.succeed(1)  # leaves a finished iterator behind (txdefer's spare)
 
@@ -149,21 +157,21 @@ def _cycle_through_a_frozen_spare_iterator(impl: Impl) -> list[tuple[Any, ...]]:
     gc.freeze()  # everything so far, the spare too, in the permanent generation
     try:
         with captured_log() as events:
-
-            def start() -> None:
-                waiting: Any = impl.Deferred()
-                waiting.chainDeferred(impl.fail(ValueError("chained")))
-
-                async def body() -> None:
-                    await waiting  # through the reused spare, if any
-
-                impl.Deferred.fromCoroutine(body())
-
-            start()  # everything it made is dropped on return
+            make_cycle(impl)  # everything it made is dropped on return
             gc.collect()
             return unhandled_error_events(events)
     finally:
         gc.unfreeze()
+
+
+def _await_through_the_spare(impl: Impl) -> None:
+    waiting: Any = impl.Deferred()
+    waiting.chainDeferred(impl.fail(ValueError("chained")))
+
+    async def body() -> None:
+        await waiting  # through the reused spare, if any
+
+    impl.Deferred.fromCoroutine(body())
 
 
 def test_a_cycle_through_a_reused_await_iterator_is_collected(impl: Impl) -> None:
@@ -174,32 +182,16 @@ def test_a_cycle_through_a_reused_await_iterator_is_collected(impl: Impl) -> Non
     the differential programs: ``TXDEFER_DIFF_SEED=20261130``, whose harness freezes
     what exists before each program.)
     """
-    logged = _cycle_through_a_frozen_spare_iterator(impl)
-    assert logged == _cycle_through_a_frozen_spare_iterator(TWISTED)
+    logged = _logged_after_a_frozen_spare(impl, _await_through_the_spare)
+    assert logged == _logged_after_a_frozen_spare(TWISTED, _await_through_the_spare)
     assert ("", None, "critical", (ValueError, "chained")) in logged
 
 
-def _cycle_through_an_explicit_iterator_from_a_frozen_spare(impl: Impl) -> list[tuple[Any, ...]]:
-    async def prime() -> None:
-        await impl.succeed(1)  # leaves a finished iterator behind (txdefer's spare)
-
-    impl.ensureDeferred(prime())
-    gc.collect()
-    gc.freeze()  # everything so far, the spare too, in the permanent generation
-    try:
-        with captured_log() as events:
-
-            def start() -> None:
-                waiting: Any = impl.Deferred()
-                waiting.chainDeferred(impl.fail(ValueError("held")))
-                # Asked for by name, not stepped: a cycle through the iterator.
-                waiting.iterator = waiting.__await__()
-
-            start()  # everything it made is dropped on return
-            gc.collect()
-            return unhandled_error_events(events)
-    finally:
-        gc.unfreeze()
+def _iterator_asked_for_by_name(impl: Impl) -> None:
+    waiting: Any = impl.Deferred()
+    waiting.chainDeferred(impl.fail(ValueError("held")))
+    # Asked for by name, not stepped: a cycle through the iterator.
+    waiting.iterator = waiting.__await__()
 
 
 def test_a_cycle_through_an_iterator_asked_for_by_name_is_collected(impl: Impl) -> None:
@@ -210,6 +202,6 @@ def test_a_cycle_through_an_iterator_asked_for_by_name_is_collected(impl: Impl) 
     cycle through it and its Deferred is collected, and the failure logged, even
     when the spare had been frozen.
     """
-    logged = _cycle_through_an_explicit_iterator_from_a_frozen_spare(impl)
-    assert logged == _cycle_through_an_explicit_iterator_from_a_frozen_spare(TWISTED)
+    logged = _logged_after_a_frozen_spare(impl, _iterator_asked_for_by_name)
+    assert logged == _logged_after_a_frozen_spare(TWISTED, _iterator_asked_for_by_name)
     assert ("", None, "critical", (ValueError, "held")) in logged
