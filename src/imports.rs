@@ -152,8 +152,10 @@ fn new_instance<'py>(cls: &Bound<'py, PyType>, args: &Bound<'py, PyTuple>) -> Py
     // type, which `Failure` is (for any other type, a null return falls back below).
     let slot = unsafe { pyo3::ffi::PyType_GetSlot(cls.as_type_ptr(), pyo3::ffi::Py_tp_new) };
     if slot.is_null() {
-        // No slot: let `__new__` raise what calling the class would.
-        return cls.getattr(pyo3::intern!(py, "__new__"))?.call1((cls, args.as_any()));
+        // No slot: `cls.__new__(cls, *args)` by name, which raises what it raises.
+        let mut with_cls = vec![cls.clone().into_any()];
+        with_cls.extend(args.iter());
+        return cls.getattr(pyo3::intern!(py, "__new__"))?.call1(PyTuple::new(py, with_cls)?);
     }
     // SAFETY: a non-null `Py_tp_new` slot holds the type's `tp_new` function, whose
     // C type is `newfunc`; the two pointer types have the same size and ABI.
