@@ -73,8 +73,9 @@ pub fn iterator_for<'py>(d: &Bound<'py, Deferred>, stepped_next: bool) -> PyResu
             #[allow(deprecated)]
             let only_here = spare.get_refcnt() == 1;
             if only_here {
-                // Finished, and nobody else can see it: start it over on `d`, in the
-                // collector's youngest generation, as a new object would be.
+                // Finished, and nobody else can see it: start it over on `d`, moved to
+                // the collector's youngest generation as a new object would be, now
+                // or (`stale`) when a step suspends.
                 spare.get().stale.store(stepped_next, Ordering::Relaxed);
                 if !stepped_next {
                     renew_gc_generation(&spare);

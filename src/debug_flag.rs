@@ -152,11 +152,7 @@ pub fn known_switch(obj: &Bound<'_, PyAny>) -> Option<bool> {
     if obj.get_type_ptr() != cls.as_type_ptr() {
         return None;
     }
-    let tag = version_tag(cls);
-    if tag == 0 || tag != VERIFIED_TAG.load(Ordering::Relaxed) {
-        return None;
-    }
-    Some(DEBUG.load(Ordering::Relaxed))
+    verified_switch(cls).ok()
 }
 
 /// Whether subclasses of the public class (such as `DeferredList`) read `debug`
@@ -219,14 +215,27 @@ fn check_subclass(obj: &Bound<'_, PyAny>) -> bool {
 /// instance's `debug` is the switch.
 #[inline]
 pub fn public_switch(cls: &Bound<'_, PyType>) -> Option<bool> {
-    // CPython gives a class a new version tag whenever its namespace (or a base
-    // class's) changes: while the tag is the one seen with the descriptor in place,
-    // the descriptor is still there, and the dict lookup is skipped.
+    match verified_switch(cls) {
+        Ok(on) => Some(on),
+        Err(tag) => {
+            verify_descriptor(cls, tag)?;
+            Some(DEBUG.load(Ordering::Relaxed))
+        }
+    }
+}
+
+/// The switch, if the public class `cls` still has the version tag seen with the
+/// descriptor in place; otherwise `Err` with its tag, for `verify_descriptor`.
+/// (CPython gives a class a new version tag whenever its namespace, or a base
+/// class's, changes: while the tag is the one seen with the descriptor in place, the
+/// descriptor is still there, and the dict lookup is skipped.)
+#[inline]
+fn verified_switch(cls: &Bound<'_, PyType>) -> Result<bool, u32> {
     let tag = version_tag(cls);
     if tag == 0 || tag != VERIFIED_TAG.load(Ordering::Relaxed) {
-        verify_descriptor(cls, tag)?;
+        return Err(tag);
     }
-    Some(DEBUG.load(Ordering::Relaxed))
+    Ok(DEBUG.load(Ordering::Relaxed))
 }
 
 /// Is the registered descriptor still `cls.debug`?  If so, remember `cls`'s version

@@ -112,6 +112,14 @@ impl State {
             callbacks: CallbackQueue::default(),
         }
     }
+
+    /// Given a plain (non-`Failure`, non-Deferred) result, would firing leave nothing
+    /// for Twisted's `_runCallbacks` to do but clear `_chainedTo`: no callbacks, not
+    /// paused, not running them, no `DebugInfo` to update?
+    #[inline(always)]
+    fn settles_at_once(&self) -> bool {
+        self.callbacks.is_empty() && self.paused == 0 && !self.running && self.debug_info.is_none()
+    }
 }
 
 /// This is a callback which will be put off until later.
@@ -210,14 +218,11 @@ pub fn fire_settled(d: &Bound<'_, Deferred>, result: &Bound<'_, PyAny>) -> PyRes
     let (old_canceller, old_result, old_chained);
     {
         let mut st = d.get().lock()?;
-        // Callbacks to run come first: the case this is most often asked about
-        // and cannot take.  The last two checks run no Python code.
-        if !st.callbacks.is_empty()
+        // Callbacks to run come first (in `settles_at_once`): the case this is most
+        // often asked about and cannot take.  The last two checks run no Python code.
+        if !st.settles_at_once()
             || st.called
             || st.debug_override
-            || st.paused != 0
-            || st.running
-            || st.debug_info.is_some()
             || !imports::known_plain(result)
             || crate::debug_flag::known_switch(d.as_any()) != Some(false)
         {
@@ -302,7 +307,7 @@ pub fn start_run(d: &Bound<'_, Deferred>, result: Bound<'_, PyAny>) -> PyResult<
         // Drop the canceller to avoid reference cycles: it is never called once fired.
         old_canceller = st.canceller.take();
         old_result = st.result.replace(result.unbind());
-        let settled = plain && st.callbacks.is_empty() && st.paused == 0 && !st.running && st.debug_info.is_none();
+        let settled = plain && st.settles_at_once();
         old_chained = if settled { Some(st.chained_to.take()) } else { None };
     }
     drop(old_canceller);

@@ -444,7 +444,7 @@ mod native {
         entry: fn(Call) -> Entry,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let Some(first) = positional.first() else { return Ok(None) };
-        let call_args = if positional.len() == 1 && !first.is_exact_instance_of::<PyTuple>() {
+        let call_args = if is_bare_callable(positional) {
             None
         } else {
             // Not made for a Deferred that has fired (the common case where it has):
@@ -501,6 +501,14 @@ mod native {
         fast_method!(ADD_BOTH, |d, positional| add(d, positional, Entry::Both))
     }
 
+    /// Are the positional arguments of `addCallback(...)` the callable alone, kept as
+    /// it is (`Call::from_func`)?  A tuple alone is packed, as `Call::from_call_args`
+    /// packs it, so that it is not taken for the packed arguments.
+    #[inline(always)]
+    fn is_bare_callable(positional: &[Borrowed<'_, '_, PyAny>]) -> bool {
+        matches!(positional, [only] if !only.is_exact_instance_of::<PyTuple>())
+    }
+
     /// `addCallback(f, *args)` (or `addErrback`, `addBoth`) given positionally.
     #[inline(always)]
     fn add<'py>(
@@ -509,7 +517,7 @@ mod native {
         entry: fn(Call) -> Entry,
     ) -> Option<PyResult<Bound<'py, PyAny>>> {
         let (first, _) = positional.split_first()?;
-        let call = if positional.len() == 1 && !first.is_exact_instance_of::<PyTuple>() {
+        let call = if is_bare_callable(positional) {
             Ok(Call::from_func(Borrowed::to_owned(*first).unbind()))
         } else {
             PyTuple::new(d.py(), positional.iter()).map(|args| Call::from_call_args(args, None))

@@ -289,28 +289,31 @@ impl ResultKind {
 /// take a few instructions; everything else goes to `classify_slow`.
 #[inline(always)]
 pub fn classify(obj: &Bound<'_, PyAny>) -> PyResult<ResultKind> {
+    match classify_at_hand(obj) {
+        Ok(kind) => Ok(kind),
+        Err(tag) => classify_slow(obj, tag),
+    }
+}
+
+/// `classify(obj)` where the answer is at hand without running anything (`None`,
+/// `int`, `str`, a remembered class); otherwise `Err` with the class's version tag,
+/// for `classify_slow`.
+#[inline(always)]
+fn classify_at_hand(obj: &Bound<'_, PyAny>) -> Result<ResultKind, u32> {
     use pyo3::types::{PyInt, PyString};
     if obj.is_none() || obj.is_exact_instance_of::<PyInt>() || obj.is_exact_instance_of::<PyString>() {
         return Ok(ResultKind::Plain);
     }
     let tag = crate::debug_flag::type_version_tag(obj);
-    match classified(tag) {
-        Some(kind) => Ok(kind),
-        None => classify_slow(obj, tag),
-    }
+    classified(tag).ok_or(tag)
 }
 
-/// Is `classify(obj)` known to be `Plain` without running anything: `None`, an exact
-/// `int` or `str`, or an instance of a class remembered as plain?  `false` also where
-/// the answer is not at hand (then `classify` finds it).
+/// Is `classify(obj)` known to be `Plain` without running anything?  `false` also
+/// where the answer is not at hand (then `classify` finds it).
 #[inline(always)]
 #[cfg_attr(any(Py_LIMITED_API, PyPy, GraalPy), allow(dead_code))]
 pub fn known_plain(obj: &Bound<'_, PyAny>) -> bool {
-    use pyo3::types::{PyInt, PyString};
-    obj.is_none()
-        || obj.is_exact_instance_of::<PyInt>()
-        || obj.is_exact_instance_of::<PyString>()
-        || classified(crate::debug_flag::type_version_tag(obj)) == Some(ResultKind::Plain)
+    classify_at_hand(obj) == Ok(ResultKind::Plain)
 }
 
 #[inline(never)]
