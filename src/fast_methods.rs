@@ -490,15 +490,15 @@ mod native {
     });
 
     fn add_callback() -> Fast {
-        fast_method!(ADD_CALLBACK, |d, positional| add(d, positional, Entry::Callback))
+        fast_method!(ADD_CALLBACK, |d, positional| add(d, positional, Entry::Callback, true))
     }
 
     fn add_errback() -> Fast {
-        fast_method!(ADD_ERRBACK, |d, positional| add(d, positional, Entry::Errback))
+        fast_method!(ADD_ERRBACK, |d, positional| add(d, positional, Entry::Errback, false))
     }
 
     fn add_both() -> Fast {
-        fast_method!(ADD_BOTH, |d, positional| add(d, positional, Entry::Both))
+        fast_method!(ADD_BOTH, |d, positional| add(d, positional, Entry::Both, true))
     }
 
     /// The tuple `(f, *args)` of a call's positional arguments, kept as the entry's
@@ -537,8 +537,14 @@ mod native {
         d: &Bound<'py, Deferred>,
         positional: &[Borrowed<'_, 'py, PyAny>],
         entry: fn(Call) -> Entry,
+        runs_on_success: bool,
     ) -> Option<PyResult<Bound<'py, PyAny>>> {
         let (first, _) = positional.split_first()?;
+        if runs_on_success {
+            if let Some(ran) = crate::runner::call_settled(d, positional) {
+                return Some(ran.map(|()| d.clone().into_any()));
+            }
+        }
         let call = if is_bare_callable(positional) {
             Ok(Call::from_func(Borrowed::to_owned(*first).unbind()))
         } else {

@@ -85,8 +85,15 @@ fn pop_next_locked(py: Python<'_>, d: &Bound<'_, Deferred>, has_info: &mut bool,
 /// Deferred's chain to run first (a returned Deferred that was waiting, or a
 /// `chainDeferred` target).
 pub fn run_callbacks(start: &Bound<'_, Deferred>) -> PyResult<()> {
+    run_callbacks_from(start, false)
+}
+
+/// `run_callbacks`; with `resumed`, as Twisted's inner loop goes on after a callback
+/// (no check of `paused`, `_chainedTo` left as it is).
+#[inline(always)]
+fn run_callbacks_from(start: &Bound<'_, Deferred>, resumed: bool) -> PyResult<()> {
     let py = start.py();
-    match run_frame(py, start, start, true, false) {
+    match run_frame(py, start, start, true, resumed) {
         Ok(Ran::Finished { has_info, result_kind }) => finish_frame(py, start, has_info, result_kind),
         // Running its callbacks already, or paused: nothing to do now.
         Ok(Ran::Running | Ran::Paused) => Ok(()),
@@ -108,6 +115,97 @@ pub fn run_callbacks(start: &Bound<'_, Deferred>) -> PyResult<()> {
             Err(err)
         }
     }
+}
+
+/// `addCallback(f, *args)` or `addBoth(f, *args)` (up to three extra arguments) on a
+/// Deferred with nothing to do but run it: fired with a plain result (neither a
+/// Deferred nor a `Failure`), not paused, not running its callbacks, none waiting, no
+/// `DebugInfo`.  Twisted appends the entry and its loop runs it at once; here
+/// `f(result, *args)` is called directly, without making the entry (no tuple of the
+/// arguments, nothing queued and taken back), with what Twisted's loop does around
+/// the call: `_chainedTo` cleared, `_runningCallbacks` set during it, the result
+/// replaced by what it returned (or the `Failure` of what it raised), the warning if
+/// it returned `d` itself, then whatever that calls for, as the loop goes on after a
+/// callback (callbacks added meanwhile, a returned Deferred to chain on, the record of
+/// a failure).  `None`, with nothing done, when `d` is not in that state.
+pub fn call_settled<'py>(d: &Bound<'py, Deferred>, positional: &[Borrowed<'_, 'py, PyAny>]) -> Option<PyResult<()>> {
+    let py = d.py();
+    let (f, extra) = positional.split_first()?;
+    if extra.len() > 3 {
+        return None;
+    }
+    let (result, old_chained) = {
+        let mut st = d.get().lock().ok()?;
+        let ready = st.called && st.paused == 0 && !st.running && st.callbacks.is_empty() && st.debug_info.is_none();
+        // `known_plain` runs no Python code: it only compares types.
+        if !ready || !st.result.as_ref().is_some_and(|r| imports::known_plain(r.bind(py))) {
+            return None;
+        }
+        st.running = true;
+        (st.result.as_ref().map(|r| r.clone_ref(py)), st.chained_to.take())
+    };
+    drop(old_chained);
+    let result = result.map_or_else(|| py.None().into_bound(py), |r| r.into_bound(py));
+    let returned = match extra {
+        [] => f.call1((&result,)),
+        [a] => f.call1((&result, &**a)),
+        [a, b] => f.call1((&result, &**a, &**b)),
+        [a, b, c, ..] => f.call1((&result, &**a, &**b, &**c)),
+    };
+    drop(result);
+    let outcome = settle_call(py, d, returned, f);
+    if outcome.is_err() {
+        // An error escaped: `d` is not running its callbacks any more.
+        if let Ok(mut st) = d.get().lock() {
+            st.running = false;
+        }
+    }
+    Some(outcome)
+}
+
+/// After `call_settled`'s call of `f`: what `run_frame` does after a callback returned.
+fn settle_call<'py>(
+    py: Python<'py>,
+    d: &Bound<'py, Deferred>,
+    mut returned: PyResult<Bound<'py, PyAny>>,
+    f: &Bound<'py, PyAny>,
+) -> PyResult<()> {
+    warn_if_self(d, &mut returned, || Ok(f.clone()));
+    // The common case: a plain value, and nothing added meanwhile.
+    if let Ok(value) = &returned {
+        if imports::known_plain(value) {
+            let (old, done) = {
+                let mut st = d.get().lock()?;
+                st.running = false;
+                let done = st.callbacks.is_empty() && st.debug_info.is_none();
+                (st.result.replace(value.clone().unbind()), done)
+            };
+            drop(old);
+            return if done { Ok(()) } else { run_callbacks_from(d, true) };
+        }
+    }
+    let (new_result, new_kind) = match returned {
+        Ok(value) => {
+            let kind = imports::classify(&value)?;
+            (value, kind)
+        }
+        Err(err) => {
+            let value = make_failure(py, d, err)?;
+            let kind = imports::classify(&value)?;
+            (value, kind)
+        }
+    };
+    let old = {
+        let mut st = d.get().lock()?;
+        st.running = false;
+        st.result.replace(new_result.clone().unbind())
+    };
+    drop(old);
+    if new_kind.is_deferred() && chain_on(py, d, &new_result)? {
+        let has_info = d.get().lock()?.debug_info.is_some();
+        return finish_frame(py, d, has_info, None);
+    }
+    run_callbacks_from(d, true)
 }
 
 /// Run the emulated stack of frames to the end; `stack[0]` is `start`'s frame.
