@@ -15,7 +15,7 @@ import pytest
 from twisted.internet.defer import AlreadyCalledError, CancelledError
 from twisted.python.failure import Failure
 
-from tests.impls import Impl, describe, fired_with, outcome
+from tests.impls import Impl, describe, fired_with, no_result, outcome
 
 Scenario = Callable[[Impl], object]
 
@@ -654,3 +654,177 @@ def test_nested_callback_calls_of_other_deferreds(
         return [log, [fired_with(d) for d in ds]]
 
     same_as_twisted(scenario, impl, twisted)
+
+
+# --- A callback added to a Deferred that has fired runs inside ``addCallback`` --------
+#
+# The same acts as above, from a callback added to a Deferred that already has a plain
+# result and nothing else to run: Twisted appends it and runs it at once (txdefer calls
+# it directly, without queueing it).  Everything the callback sees and leaves behind
+# must be as on Twisted.
+
+
+def _state(d: Any) -> tuple[Any, ...]:
+    return (d.called, d.paused, d._runningCallbacks, d._chainedTo is None, describe(d.result))
+
+
+def test_callback_added_after_firing_sees_its_deferred_running(impl: Impl, twisted: Impl) -> None:
+    def scenario(ns: Impl) -> object:
+        log: list[object] = []
+        d: Any = ns.succeed("start")
+
+        def look(result: object, *args: object) -> object:
+            log.append(("inside", result, args, _state(d)))
+            return "new"
+
+        log.append(("returned d", d.addCallback(look, 1, 2) is d))
+        log.append(("after", _state(d)))
+        log.append(fired_with(d))
+        return log
+
+    assert same_as_twisted(scenario, impl, twisted) == [
+        ("inside", "start", (1, 2), (True, 0, True, True, "start")),
+        ("returned d", True),
+        ("after", (True, 0, False, True, "new")),
+        "new",
+    ]
+
+
+def test_callback_added_after_firing_adds_callbacks_that_run_after_it(
+    impl: Impl, twisted: Impl
+) -> None:
+    def scenario(ns: Impl) -> object:
+        log: list[object] = []
+        d: Any = ns.succeed("start")
+
+        def add_more(result: object) -> object:
+            d.addCallback(recorder(log, "added 1"))
+            d.addBoth(lambda r, x: log.append(("added 2", r, x)) or "end", "arg")
+            log.append(("after adding", _state(d)))
+            return "from first"
+
+        d.addCallback(add_more)
+        log.append(fired_with(d))
+        return log
+
+    assert same_as_twisted(scenario, impl, twisted) == [
+        ("after adding", (True, 0, True, True, "start")),
+        ("added 1", "from first"),
+        ("added 2", "from first", "arg"),
+        "end",
+    ]
+
+
+def test_callback_added_after_firing_pausing_then_adding(impl: Impl, twisted: Impl) -> None:
+    # Twisted's loop runs a callback added by the one running, paused or not.
+    def scenario(ns: Impl) -> object:
+        log: list[object] = []
+        d: Any = ns.succeed("start")
+
+        def pause_and_add(result: object) -> object:
+            d.pause()
+            d.addCallback(recorder(log, "added while paused", "changed"))
+            return "paused"
+
+        d.addCallback(pause_and_add)
+        log.append(("paused", _state(d)))
+        d.addCallback(recorder(log, "added after"))
+        log.append(("still paused", _state(d)))
+        d.unpause()
+        log.append(fired_with(d))
+        return log
+
+    same_as_twisted(scenario, impl, twisted)
+
+
+def test_callback_added_after_firing_returning_deferreds(impl: Impl, twisted: Impl) -> None:
+    def scenario(ns: Impl) -> object:
+        log: list[object] = []
+        fired: Any = ns.succeed("inner")
+        d: Any = ns.succeed("start")
+        d.addCallback(lambda r: fired)
+        log.append(("took a fired one's result", _state(d), describe(fired.result)))
+        waiting: Any = ns.Deferred()
+        d.addCallback(lambda r: waiting)
+        log.append(("waits", d.paused, d._chainedTo is waiting, no_result(d)))
+        waiting.callback("late")
+        log.append(("went on", _state(d)))
+        log.append(fired_with(d))
+        return log
+
+    assert same_as_twisted(scenario, impl, twisted) == [
+        ("took a fired one's result", (True, 0, False, True, "inner"), None),
+        ("waits", 1, True, True),
+        ("went on", (True, 0, False, True, "late")),
+        "late",
+    ]
+
+
+def test_callback_added_after_firing_raising(impl: Impl, twisted: Impl) -> None:
+    def raising(result: object) -> object:
+        raise ValueError(f"bad {result}")
+
+    def scenario(ns: Impl) -> object:
+        d: Any = ns.succeed("start")
+        d.addCallback(raising)
+        failure = d.result
+        observed = [
+            _state(d),
+            failure.frames[-1][0],
+            "raising" in failure.getTraceback(),
+            d._debugInfo is not None and d._debugInfo.failResult is failure,
+        ]
+        observed.append(fired_with(d))
+        return observed
+
+    assert same_as_twisted(scenario, impl, twisted) == [
+        (True, 0, False, True, ("Failure", ValueError, "bad start")),
+        "raising",
+        True,
+        True,
+        ("Failure", ValueError, "bad start"),
+    ]
+
+
+def test_callback_added_after_firing_firing_it_again(impl: Impl, twisted: Impl) -> None:
+    def scenario(ns: Impl) -> object:
+        d: Any = ns.succeed("start")
+        seen: list[object] = []
+        d.addCallback(lambda r: seen.append(outcome(d.callback, "again")) or "kept")
+        return [seen, fired_with(d)]
+
+    observed: Any = same_as_twisted(scenario, impl, twisted)
+    assert observed[0][0][:2] == ("raise", AlreadyCalledError)
+    assert observed[1] == "kept"
+
+
+def test_callback_added_after_firing_returning_its_deferred_warns(
+    impl: Impl, twisted: Impl
+) -> None:
+    def scenario(ns: Impl) -> object:
+        d: Any = ns.succeed("start")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            d.addCallback(lambda r: d)
+        return [[(w.category, str(w.message)) for w in caught], d.paused, d._chainedTo is d]
+
+    observed: Any = same_as_twisted(scenario, impl, twisted)
+    assert observed[0][0][0] is DeprecationWarning
+    assert observed[1:] == [1, True]
+
+
+@pytest.mark.parametrize("extra", [(), (1,), (1, 2), (1, 2, 3), (1, 2, 3, 4), (1, 2, 3, 4, 5)])
+@pytest.mark.parametrize("method", ["addCallback", "addBoth", "addErrback"])
+def test_added_after_firing_with_extra_arguments(
+    impl: Impl, twisted: Impl, method: str, extra: tuple[int, ...]
+) -> None:
+    def scenario(ns: Impl) -> object:
+        d: Any = ns.succeed("start")
+        getattr(d, method)(lambda r, *args: (r, args), *extra)
+        return _state(d)
+
+    expected = same_as_twisted(scenario, impl, twisted)
+    if method == "addErrback":
+        assert expected == (True, 0, False, True, "start")
+    else:
+        assert expected == (True, 0, False, True, ("start", extra))
