@@ -697,9 +697,13 @@ def test_callback_added_after_firing_adds_callbacks_that_run_after_it(
         log: list[object] = []
         d: Any = ns.succeed("start")
 
+        def added_2(result: object, arg: object) -> object:
+            log.append(("added 2", result, arg))
+            return "end"
+
         def add_more(result: object) -> object:
             d.addCallback(recorder(log, "added 1"))
-            d.addBoth(lambda r, x: log.append(("added 2", r, x)) or "end", "arg")
+            d.addBoth(added_2, "arg")
             log.append(("after adding", _state(d)))
             return "from first"
 
@@ -790,7 +794,12 @@ def test_callback_added_after_firing_firing_it_again(impl: Impl, twisted: Impl) 
     def scenario(ns: Impl) -> object:
         d: Any = ns.succeed("start")
         seen: list[object] = []
-        d.addCallback(lambda r: seen.append(outcome(d.callback, "again")) or "kept")
+
+        def fire_again(result: object) -> object:
+            seen.append(outcome(d.callback, "again"))
+            return "kept"
+
+        d.addCallback(fire_again)
         return [seen, fired_with(d)]
 
     observed: Any = same_as_twisted(scenario, impl, twisted)
