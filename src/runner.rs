@@ -128,6 +128,7 @@ fn run_callbacks_from(start: &Bound<'_, Deferred>, resumed: bool) -> PyResult<()
 /// it returned `d` itself, then whatever that calls for, as the loop goes on after a
 /// callback (callbacks added meanwhile, a returned Deferred to chain on, the record of
 /// a failure).  `None`, with nothing done, when `d` is not in that state.
+#[cfg_attr(any(Py_LIMITED_API, PyPy, GraalPy), allow(dead_code))]
 pub fn call_settled<'py>(d: &Bound<'py, Deferred>, positional: &[Borrowed<'_, 'py, PyAny>]) -> Option<PyResult<()>> {
     let py = d.py();
     let (f, extra) = positional.split_first()?;
@@ -164,6 +165,7 @@ pub fn call_settled<'py>(d: &Bound<'py, Deferred>, positional: &[Borrowed<'_, 'p
 }
 
 /// After `call_settled`'s call of `f`: what `run_frame` does after a callback returned.
+#[cfg_attr(any(Py_LIMITED_API, PyPy, GraalPy), allow(dead_code))]
 fn settle_call<'py>(
     py: Python<'py>,
     d: &Bound<'py, Deferred>,
