@@ -113,11 +113,13 @@ impl State {
         }
     }
 
-    /// Given a plain (non-`Failure`, non-Deferred) result, would firing leave nothing
-    /// for Twisted's `_runCallbacks` to do but clear `_chainedTo`: no callbacks, not
-    /// paused, not running them, no `DebugInfo` to update?
+    /// Given a plain (non-`Failure`, non-Deferred) result, would running the chain
+    /// leave nothing for Twisted's `_runCallbacks` to do but clear `_chainedTo`: no
+    /// callbacks, not paused, not running them, no `DebugInfo` to update?  (Asked
+    /// before firing, and by `runner::call_settled` before a callback is added to a
+    /// fired Deferred.)
     #[inline(always)]
-    fn settles_at_once(&self) -> bool {
+    pub(crate) fn settles_at_once(&self) -> bool {
         self.callbacks.is_empty() && self.paused == 0 && !self.running && self.debug_info.is_none()
     }
 }

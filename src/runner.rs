@@ -137,16 +137,15 @@ pub fn call_settled<'py>(d: &Bound<'py, Deferred>, positional: &[Borrowed<'_, 'p
     }
     let (result, old_chained) = {
         let mut st = d.get().lock().ok()?;
-        let ready = st.called && st.paused == 0 && !st.running && st.callbacks.is_empty() && st.debug_info.is_none();
-        // `known_plain` runs no Python code: it only compares types.
-        if !ready || !st.result.as_ref().is_some_and(|r| imports::known_plain(r.bind(py))) {
+        if !(st.called && st.settles_at_once()) {
             return None;
         }
+        // `known_plain` runs no Python code: it only compares types.
+        let result = st.result.as_ref().filter(|r| imports::known_plain(r.bind(py)))?.clone_ref(py);
         st.running = true;
-        (st.result.as_ref().map(|r| r.clone_ref(py)), st.chained_to.take())
+        (result.into_bound(py), st.chained_to.take())
     };
     drop(old_chained);
-    let result = result.map_or_else(|| py.None().into_bound(py), |r| r.into_bound(py));
     let returned = match extra {
         [] => f.call1((&result,)),
         [a] => f.call1((&result, &**a)),
