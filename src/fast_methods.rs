@@ -504,7 +504,8 @@ mod native {
     /// The tuple `(f, *args)` of a call's positional arguments, kept as the entry's
     /// packed call (`Call::from_call_args`).  Made with `PyTuple_New` and filled in
     /// place: `PyTuple::new`'s conversion of each item, and its check that the
-    /// iterator gave as many items as it said, cost about 55 instructions a call here.
+    /// iterator gave as many items as it said, cost about 35 instructions a call here
+    /// (`chain_fires_at_start`, four such calls: 7,500 -> 7,360).
     #[inline(always)]
     fn packed<'py>(py: Python<'py>, positional: &[Borrowed<'_, 'py, PyAny>]) -> PyResult<Bound<'py, PyTuple>> {
         // A slice never holds more than `isize::MAX` items.
