@@ -89,6 +89,10 @@ pub fn instance<'py>(py: Python<'py>, cls: &Bound<'py, PyType>, value: Deferred)
         // plain loads, not raced by writes (the thread is attached on a GIL build).
         let (flags, alloc) = unsafe { ((*tp).tp_flags, (*tp).tp_alloc) };
         if flags & pyo3::ffi::Py_TPFLAGS_IS_ABSTRACT == 0 {
+            let value = match crate::recycle::reuse(py, tp, value) {
+                Ok(reused) => return Ok(reused),
+                Err(value) => value,
+            };
             let alloc = alloc.unwrap_or(pyo3::ffi::PyType_GenericAlloc);
             // SAFETY: `tp_alloc(tp, 0)` is how `object.__new__` allocates an instance
             // of `tp`: it returns a new reference to a zero-filled object of

@@ -25,6 +25,7 @@ mod imports;
 mod inline_callbacks;
 mod lock;
 mod queue;
+mod recycle;
 mod runner;
 mod shortcuts;
 mod slots;
@@ -59,6 +60,7 @@ fn _register_public(cls: Bound<'_, pyo3::types::PyType>) -> PyResult<()> {
     }
     debug_flag::register(&cls)?;
     construct::install_vectorcall(&cls);
+    recycle::install(&cls.py().get_type::<deferred::Deferred>(), &cls);
     await_iter::install_await_slot(&cls);
     fast_methods::own_methods(&cls, &cls.py().get_type::<deferred::Deferred>())?;
     deferred::register_public(cls);
@@ -153,6 +155,8 @@ mod _core {
     use super::construct::_constructs_without_init;
     #[pymodule_export]
     use super::allocate::_allocates_directly;
+    #[pymodule_export]
+    use super::recycle::_recycle_counts;
     #[pymodule_export]
     use super::{_failthru, _is_deferred, passthru};
     #[pymodule_export]
