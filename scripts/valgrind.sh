@@ -26,7 +26,7 @@ command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 2
 
 if [[ $# -eq 0 ]]; then
     set -- tests/test_deferred.py tests/test_chaining.py tests/test_reentrancy.py \
-        tests/test_gc.py tests/test_cancel.py -k 'txdefer]'
+        tests/test_gc.py tests/test_cancel.py tests/test_recycle.py -k 'txdefer]'
 fi
 
 suppressions=()

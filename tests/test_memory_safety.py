@@ -47,6 +47,7 @@ CORE_TESTS = [
     "tests/test_depth.py",
     "tests/test_threads.py",
     "tests/test_leaks.py",
+    "tests/test_recycle.py",
     "tests/test_memory_safety.py::test_rust_panic_becomes_a_python_exception",
 ]
 #: Twisted's own runs check the tests, not txdefer; the million-deep generator in
