@@ -75,9 +75,9 @@ def test_the_reuse_is_compiled_where_the_build_supports_it() -> None:
     that reuse memory; elsewhere nothing is ever kept.
     """
     gc.collect()
-    before = _reused()
     d = txdefer.succeed(1)
     address = id(d)
+    before = _reused()
     del d
     again = txdefer.Deferred()
     if _recycles():
