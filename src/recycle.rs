@@ -31,15 +31,8 @@
 //! CPython lays out an instance's attributes differently and the memory is freed
 //! as before.
 
-#[cfg(not(any(
-    Py_LIMITED_API,
-    Py_GIL_DISABLED,
-    PyPy,
-    GraalPy,
-    Py_3_13,
-    py_sys_config = "Py_REF_DEBUG",
-    py_sys_config = "Py_TRACE_REFS"
-)))]
+// `txdefer_recycle`: set by `build.rs` for the builds named above.
+#[cfg(txdefer_recycle)]
 mod imp {
     use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
     use std::sync::OnceLock;
@@ -243,15 +236,7 @@ mod imp {
     }
 }
 
-#[cfg(any(
-    Py_LIMITED_API,
-    Py_GIL_DISABLED,
-    PyPy,
-    GraalPy,
-    Py_3_13,
-    py_sys_config = "Py_REF_DEBUG",
-    py_sys_config = "Py_TRACE_REFS"
-))]
+#[cfg(not(txdefer_recycle))]
 mod imp {
     use pyo3::prelude::*;
     use pyo3::types::PyType;
