@@ -128,6 +128,15 @@ pub fn instance<'py>(py: Python<'py>, cls: &Bound<'py, PyType>, value: Deferred)
     Ok(unsafe { Bound::from_owned_ptr(py, obj).cast_into_unchecked::<Deferred>() })
 }
 
+/// Where the Rust value of `obj`, an instance of the compiled class or a subclass,
+/// lies, if `prepare` measured it (raw, so that it may be written through).
+#[cfg(txdefer_recycle)]
+pub(crate) fn value_place(obj: *mut pyo3::ffi::PyObject) -> Option<*mut Deferred> {
+    // `wrapping_add`: only an address computation, inside the object for any
+    // instance of the compiled class (checked by `prepare`).
+    VALUE_OFFSET.get().map(|&offset| obj.cast::<u8>().wrapping_add(offset).cast::<Deferred>())
+}
+
 /// Are new Deferreds allocated directly (`prepare` found the layout it needs)?
 /// (For the tests; always false on builds where the direct path is compiled out.)
 #[pyfunction]

@@ -113,13 +113,13 @@ mod imp {
     /// As `dealloc`: attached, `obj` a Deferred being deallocated, owned here.
     unsafe fn keep(obj: *mut ffi::PyObject) -> bool {
         let public = PUBLIC.load(Ordering::Relaxed);
-        // SAFETY: `obj` is a valid object (being deallocated, memory still valid);
-        // its type pointer is a plain read, and `PyObject_GC_IsFinalized` reads its
-        // collector header (every instance of a PyO3 class has one).  `public` is the public class, alive for
-        // as long as `_core` is (held in `deferred::PUBLIC`), so its slots can be
-        // read; the thread is attached, so they are not being written.
         // An instance finalised once (its class had a finaliser then) keeps that
         // mark in its collector header, where a new object must start without it.
+        // SAFETY: `obj` is a valid object (being deallocated, memory still valid);
+        // its type pointer is a plain read, and `PyObject_GC_IsFinalized` reads its
+        // collector header (every instance of a PyO3 class has one).  `public` is
+        // the public class, which `obj` references, so its slots can be read; the
+        // thread is attached, so they are not being written.
         let eligible = unsafe {
             ffi::Py_TYPE(obj) == public
                 && (*public).tp_finalize.is_none()
@@ -129,6 +129,7 @@ mod imp {
         if !eligible || POOL.try_lock().map_or(true, |pool| pool.len == CAPACITY) {
             return false;
         }
+        let Some(place) = crate::allocate::value_place(obj) else { return false };
         // SAFETY: CPython calls `tp_dealloc` with the thread attached.
         let py = unsafe { Python::assume_attached() };
         // SAFETY: `obj` is an instance of the public class, a subclass of the
@@ -172,12 +173,13 @@ mod imp {
             }
         }
         // No room: free it as PyO3's deallocation would from here.
-        // SAFETY: the value is valid (holding no Python reference) and dropped once, here;
-        // `tp_free` of the public class (`PyObject_GC_Del`) frees the memory of an
-        // untracked GC object, which is not touched again; the reference the
-        // instance held to its heap type is then given back, as PyO3 does.
+        // SAFETY: the value at `place` (where `deferred` points; not used again) is
+        // valid, holds no Python reference, and is dropped once, here; `tp_free` of
+        // the public class (`PyObject_GC_Del`) frees the memory of an untracked GC
+        // object, which is not touched again; the reference the instance held to
+        // its heap type is then given back, as PyO3 does.
         unsafe {
-            std::ptr::drop_in_place(std::ptr::from_ref(deferred).cast_mut());
+            std::ptr::drop_in_place(place);
             if let Some(free) = (*public).tp_free {
                 free(obj.cast());
             }
@@ -191,11 +193,13 @@ mod imp {
         if tp != PUBLIC.load(Ordering::Relaxed) {
             return Err(value);
         }
-        let Some(obj) = POOL.try_lock().and_then(|mut pool| {
-            pool.len.checked_sub(1).map(|last| {
-                pool.len = last;
-                pool.kept[last] as *mut ffi::PyObject
-            })
+        let Some((obj, place)) = POOL.try_lock().and_then(|mut pool| {
+            let last = pool.len.checked_sub(1)?;
+            let obj = pool.kept[last] as *mut ffi::PyObject;
+            // Always found: an instance is only kept where it is.
+            let place = crate::allocate::value_place(obj)?;
+            pool.len = last;
+            Some((obj, place))
         }) else {
             return Err(value);
         };
@@ -203,13 +207,13 @@ mod imp {
         // SAFETY: `obj` was kept by `keep`: memory of an instance of exactly the
         // public class (`tp`, which it still references), reference count zero,
         // untracked, weak-reference list and instance dictionary null, its Rust
-        // value, holding no Python reference, at the place PyO3 puts it.  Nothing else refers to
-        // it.  Setting the count to one makes it a new reference, owned by the
-        // `Bound`; the old value is dropped (it holds no Python reference, so
-        // this runs no Python code) and the new one written in its place; then the
-        // object is tracked, as `PyType_GenericAlloc` tracks a new one, only once
-        // it is complete.  No Python code runs in between, so no collection can see
-        // it half made.
+        // value, holding no Python reference, at `place` (`keep` found it there).
+        // Nothing else refers to it.  Setting the count to one makes it a new
+        // reference, owned by the `Bound`; the old value is dropped (it holds no
+        // Python reference, so this runs no Python code) and the new one written
+        // in its place; then the object is tracked, as `PyType_GenericAlloc` tracks
+        // a new one, only once it is complete.  No Python code runs in between, so
+        // no collection can see it half made.
         unsafe {
             // `Py_SET_REFCNT(obj, 1)` (which `pyo3::ffi` lacks): a plain store on
             // these versions, for an object that is not immortal.
@@ -221,12 +225,10 @@ mod imp {
             {
                 (*obj).ob_refcnt = 1;
             }
-            let bound = Bound::from_owned_ptr(py, obj).cast_into_unchecked::<Deferred>();
-            let place = std::ptr::from_ref(bound.get()).cast_mut();
             std::ptr::drop_in_place(place);
             place.write(value);
             ffi::PyObject_GC_Track(obj.cast());
-            Ok(bound)
+            Ok(Bound::from_owned_ptr(py, obj).cast_into_unchecked::<Deferred>())
         }
     }
 
