@@ -128,13 +128,10 @@ pub fn instance<'py>(py: Python<'py>, cls: &Bound<'py, PyType>, value: Deferred)
     Ok(unsafe { Bound::from_owned_ptr(py, obj).cast_into_unchecked::<Deferred>() })
 }
 
-/// Where the Rust value of `obj`, an instance of the compiled class or a subclass,
-/// lies, if `prepare` measured it (raw, so that it may be written through).
+/// The offset of the Rust value inside an instance, if `prepare` measured it.
 #[cfg(txdefer_recycle)]
-pub(crate) fn value_place(obj: *mut pyo3::ffi::PyObject) -> Option<*mut Deferred> {
-    // `wrapping_add`: only an address computation, inside the object for any
-    // instance of the compiled class (checked by `prepare`).
-    VALUE_OFFSET.get().map(|&offset| obj.cast::<u8>().wrapping_add(offset).cast::<Deferred>())
+pub(crate) fn value_offset() -> Option<usize> {
+    VALUE_OFFSET.get().copied()
 }
 
 /// Are new Deferreds allocated directly (`prepare` found the layout it needs)?

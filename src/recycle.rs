@@ -62,6 +62,19 @@ mod imp {
     /// The compiled class's deallocation as PyO3 made it, for every instance not kept.
     static ORIGINAL: OnceLock<unsafe extern "C" fn(*mut ffi::PyObject)> = OnceLock::new();
 
+    /// The offset of the Rust value inside an instance (`allocate::prepare`
+    /// measured it), set by `install`.
+    static VALUE_OFFSET: AtomicUsize = AtomicUsize::new(0);
+
+    /// Where the Rust value of `obj`, an instance of the public class, lies (a raw
+    /// pointer, so that it may be written through).
+    #[inline(always)]
+    fn value_place(obj: *mut ffi::PyObject) -> *mut Deferred {
+        // `wrapping_add`: only an address computation, inside the object (the
+        // offset was checked against the instance size by `allocate::prepare`).
+        obj.cast::<u8>().wrapping_add(VALUE_OFFSET.load(Ordering::Relaxed)).cast::<Deferred>()
+    }
+
     /// Instances reused so far (for the tests).
     static REUSED: AtomicUsize = AtomicUsize::new(0);
 
@@ -70,9 +83,11 @@ mod imp {
     /// `allocate::prepare` has found where the Rust value lies; without that, nothing
     /// is kept).
     pub fn install(base: &Bound<'_, PyType>, public: &Bound<'_, PyType>) {
-        if !crate::allocate::_allocates_directly() || ORIGINAL.get().is_some() {
+        let Some(offset) = crate::allocate::value_offset() else { return };
+        if ORIGINAL.get().is_some() {
             return;
         }
+        VALUE_OFFSET.store(offset, Ordering::Relaxed);
         let tp = base.as_type_ptr();
         // SAFETY: `tp` points to the live, initialised type object of the compiled
         // class (PyO3 keeps it for the life of the process), a heap type PyO3 made
@@ -129,7 +144,7 @@ mod imp {
         if !eligible || POOL.try_lock().map_or(true, |pool| pool.len == CAPACITY) {
             return false;
         }
-        let Some(place) = crate::allocate::value_place(obj) else { return false };
+        let place = value_place(obj);
         // SAFETY: CPython calls `tp_dealloc` with the thread attached.
         let py = unsafe { Python::assume_attached() };
         // SAFETY: `obj` is an instance of the public class, a subclass of the
@@ -196,10 +211,8 @@ mod imp {
         let Some((obj, place)) = POOL.try_lock().and_then(|mut pool| {
             let last = pool.len.checked_sub(1)?;
             let obj = pool.kept[last] as *mut ffi::PyObject;
-            // Always found: an instance is only kept where it is.
-            let place = crate::allocate::value_place(obj)?;
             pool.len = last;
-            Some((obj, place))
+            Some((obj, value_place(obj)))
         }) else {
             return Err(value);
         };
