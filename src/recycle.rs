@@ -4,8 +4,8 @@
 //! and lets it go.  Allocating an instance of the public class (`PyType_GenericAlloc`:
 //! `malloc`, zeroing, linking it for the garbage collector) and freeing it again
 //! (PyO3's deallocation wrapper, `free`) is a large part of that.  Reusing the
-//! memory instead took such an `await` from 1,255 to 1,079 instructions on CPython
-//! 3.11 (callgrind, `benches/instructions.py`), `Deferred()` from 1,008 to 835.
+//! memory instead took such an `await` from 1,255 to 1,102 instructions on CPython
+//! 3.11 (callgrind, `benches/instructions.py`), `Deferred()` from 1,008 to 858.
 //! CPython keeps free lists of its own short-lived objects (floats, tuples, frames)
 //! for the same reason.
 //!
@@ -27,9 +27,10 @@
 //! and outside the limited API: there the states above are what `subtype_dealloc`
 //! leaves (3.11 and 3.12 reset the pointers to the instance's attribute storage,
 //! kept before the object, to null; 3.10 keeps its dictionary pointer inside the
-//! object and resets it), which `tests/test_recycle.py` checks.  From 3.13 on,
-//! CPython lays out an instance's attributes differently and the memory is freed
-//! as before.
+//! object and resets it), which `tests/test_recycle.py` checks.  On 3.13 and later
+//! the memory is freed as before: there `teardown.rs` bounds the nesting of a
+//! chain's teardown, which `keep`'s release of the result would go around, and
+//! what `subtype_dealloc` leaves has not been checked.
 
 // `txdefer_recycle`: set by `build.rs` for the builds named above.
 #[cfg(txdefer_recycle)]
