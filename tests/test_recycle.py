@@ -18,6 +18,7 @@ import subprocess
 import sys
 import sysconfig
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -79,7 +80,7 @@ def test_the_reuse_is_compiled_where_the_build_supports_it() -> None:
     address = id(d)
     before = _reused()
     del d
-    again = txdefer.Deferred()
+    again: Any = txdefer.Deferred()
     if _recycles():
         assert _reused() == before + 1
         assert id(again) == address
@@ -95,8 +96,9 @@ def test_a_deferred_made_from_a_freed_one_shows_nothing_of_it(impl: Impl) -> Non
     old weak reference is dead, its callback run once.
     """
     expected = _fresh_state(impl.Deferred())
-    died = []
-    for make_next in (impl.Deferred, lambda: impl.succeed(7)):
+    died: list[object] = []
+    makers: list[Callable[[], Any]] = [impl.Deferred, lambda: impl.succeed(7)]
+    for make_next in makers:
         d = impl.succeed(Marker())
         d.custom = "value"
         vars(d)["other"] = 1
@@ -104,7 +106,7 @@ def test_a_deferred_made_from_a_freed_one_shows_nothing_of_it(impl: Impl) -> Non
         before = _reused()
         del d
         assert ref() is None
-        again = make_next()
+        again: Any = make_next()
         if not impl.is_twisted and impl.Deferred is txdefer.Deferred and _recycles():
             assert _reused() == before + 1
         assert not hasattr(again, "custom") and not hasattr(again, "other")
@@ -116,7 +118,6 @@ def test_a_deferred_made_from_a_freed_one_shows_nothing_of_it(impl: Impl) -> Non
         else:
             assert (again.called, again.result) == (True, 7)
         again.addCallback(lambda r: r)
-        del again
     assert len(died) == 2
 
 
