@@ -90,10 +90,15 @@ _PASS_THROUGH = (
 _MODULE_IN_REPR = re.compile(r"<(twisted\.internet\.defer|txdefer\._defer)\.")
 #: A frame of a stack recorded in debug mode, as ``DebugInfo`` shows it (prefixed
 #: `` C:`` for the stack that created the Deferred, `` I:`` for the one that first
-#: fired it), with its source line.
+#: fired it), with its source line, and the line ``traceback`` puts after a frame
+#: met more than three times in a row ("[Previous line repeated 2 more times]").
+#: That line goes with its frame: nested ``DeferredList``s repeat txdefer's one
+#: Python frame per level, while Twisted's levels alternate several of
+#: ``defer.py``'s, which ``traceback`` does not fold.
 _DEBUG_FRAME = re.compile(
     r'^(?P<prefix> [CI]:)  File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>.*)\n'
-    r"(?:(?P=prefix)    .*\n)?",
+    r"(?:(?P=prefix)    .*\n)?"
+    r"(?P<repeated>(?P=prefix)  \[Previous line repeated \d+ more times?\]\n)?",
     re.MULTILINE,
 )
 _FRAME_LINE = re.compile(r"^\S+\.py:\d+:\S+\n", re.MULTILINE)
@@ -1047,13 +1052,13 @@ def _whose(function: Any) -> object:
 def _program_frame(frame: re.Match[str]) -> str:
     """
     A frame of a debug-mode stack, as the same in both worlds: the program's own
-    frames (this file's), by function and line; not the library's (Twisted's
-    ``defer.py`` frames, which compiled code has none of), nor the test runner's, nor
-    the frame that steps one world or the other.
+    frames (this file's), by function and line, with the line that says it recurred;
+    not the library's (Twisted's ``defer.py`` frames, which compiled code has none
+    of), nor the test runner's, nor the frame that steps one world or the other.
     """
     if os.path.basename(frame["file"]) != "differential.py" or frame["func"] == "apply":
         return ""
-    return f"{frame['prefix']}  {frame['func']}:{frame['line']}\n"
+    return f"{frame['prefix']}  {frame['func']}:{frame['line']}\n{frame['repeated'] or ''}"
 
 
 def _program_frames_of(failure: Failure) -> object:

@@ -334,3 +334,29 @@ def test_harness_recognises_cancellation_that_would_go_round_a_cycle() -> None:
         assert not _cancel_goes_round_a_cycle(alone)
         alone.callback(None)
         assert not _cancel_goes_round_a_cycle(alone)
+
+
+def test_harness_drops_a_library_frame_of_a_debug_stack_with_its_repeats() -> None:
+    """
+    Debug-mode stacks are compared by the program's own frames only: a library frame
+    goes, and so does the "[Previous line repeated ...]" line ``traceback`` puts
+    after it when it recurs (nested ``DeferredList``s repeat txdefer's one Python
+    frame per level, where Twisted's alternate several of ``defer.py``'s); the line
+    after a program frame stays.  (Seed 131 of the stateful programs, three
+    ``gatherResults`` nested, differed only by that line.)
+    """
+    from tests.differential import _DEBUG_FRAME, _program_frame
+
+    stack = (
+        ' I:  File "/x/tests/differential.py", line 874, in perform\n'
+        " I:    return d.chainDeferred(other)\n"
+        ' I:  File "/x/txdefer/_defer.py", line 204, in _cbDeferred\n'
+        " I:    return collect(result, index, succeeded)\n"
+        " I:  [Previous line repeated 1 more time]\n"
+        ' I:  File "/x/tests/differential.py", line 900, in recurse\n'
+        " I:    recurse()\n"
+        " I:  [Previous line repeated 2 more times]\n"
+    )
+    assert _DEBUG_FRAME.sub(_program_frame, stack) == (
+        " I:  perform:874\n I:  recurse:900\n I:  [Previous line repeated 2 more times]\n"
+    )
