@@ -59,10 +59,11 @@ fn _register_public(cls: Bound<'_, pyo3::types::PyType>) -> PyResult<()> {
         return Err(pyo3::exceptions::PyTypeError::new_err("the public Deferred must subclass DeferredBase"));
     }
     debug_flag::register(&cls)?;
+    let base = cls.py().get_type::<deferred::Deferred>();
     construct::install_vectorcall(&cls);
-    recycle::install(&cls.py().get_type::<deferred::Deferred>(), &cls);
+    recycle::install(&base, &cls);
     await_iter::install_await_slot(&cls);
-    fast_methods::own_methods(&cls, &cls.py().get_type::<deferred::Deferred>())?;
+    fast_methods::own_methods(&cls, &base)?;
     deferred::register_public(cls);
     Ok(())
 }
